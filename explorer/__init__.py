@@ -1,0 +1,1 @@
+"""The library behind the Streamlit pages: bundle -> search -> sky/cutouts -> heads -> figures."""

@@ -1,0 +1,65 @@
+"""The encoder: a torchvision ResNet with a configurable number of input channels.
+
+Training builds it, the bundle stores its weights (``encoder.safetensors``), and
+the explorer rebuilds it to embed out-of-sample queries and to fine-tune heads.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from tqdm.auto import tqdm
+
+from explorer.preprocess import Preprocessing, encoder_input
+
+ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101")
+
+
+def build_encoder(architecture: str = "resnet18", in_channels: int = 1) -> tuple[nn.Module, int]:
+    """ResNet backbone mapping [B, C, H, W] -> [B, D]; returns (module, D)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
+    model = getattr(torchvision.models, architecture)(weights=None)
+    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    dim = model.fc.in_features
+    model.fc = nn.Identity()
+    return model, dim
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    from explorer.errors import InputError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def embed(model: nn.Module, preprocessed: np.ndarray, params: Preprocessing, *, batch_size: int = 256,
+          device: torch.device | str = "cpu", progress: bool = True, desc: str = "embedding") -> np.ndarray:
+    """L2-normalised float32 [N, D] representations of preprocessed images."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    out = []
+    for start in tqdm(range(0, len(preprocessed), batch_size), desc=desc, disable=not progress, unit="batch"):
+        x = encoder_input(preprocessed[start:start + batch_size], params).to(device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            z = model(x)
+        out.append(nn.functional.normalize(z.float(), dim=1).cpu().numpy())
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

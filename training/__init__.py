@@ -1,0 +1,1 @@
+"""Self-supervised training: data -> simulate -> augment -> ssl methods -> train -> embed/bundle."""
