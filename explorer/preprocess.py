@@ -59,17 +59,15 @@ def centre_crop(images: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation: bool = False) -> np.ndarray:
-    """NaN -> 0, zero pixels below the noise floor, scale to [0, 1], centre crop.
+    """NaN -> 0, zero pixels below the noise floor, scale to [0, 1] by the peak, centre crop.
 
     Returns float32 [N, C, s, s] with s = ``params.crop_pixels``, or the larger
     ``params.rotation_safe_pixels`` when the caller will rotate before cropping
     (training). Resampling to ``input_pixels`` is :func:`encoder_input`'s job.
     """
     x = as_nchw(images).astype(np.float32, copy=True)
-    crop = params.rotation_safe_pixels if margin_for_rotation else params.crop_pixels
-    crop = min(crop, *x.shape[-2:])
-    x = np.ascontiguousarray(centre_crop(x, crop))
     np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    # Noise and peak come from the whole cutout, so the result does not depend on the crop kept.
     with warnings.catch_warnings():  # constant (e.g. all-zero) images give a zero sigma; that is fine
         warnings.simplefilter("ignore", RuntimeWarning)
         _, median, sigma = sigma_clipped_stats(x, sigma=3.0, maxiters=5, axis=(-2, -1))
@@ -77,7 +75,8 @@ def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation
     x[x < floor] = 0.0
     peak = x.max(axis=(-2, -1), keepdims=True)
     np.divide(x, peak, out=x, where=peak > 0)
-    return x
+    crop = params.rotation_safe_pixels if margin_for_rotation else params.crop_pixels
+    return np.ascontiguousarray(centre_crop(x, min(crop, *x.shape[-2:])))
 
 
 def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, out_pixels: int) -> torch.Tensor:
