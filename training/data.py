@@ -1,0 +1,67 @@
+"""Data specs: where training and embedding get their images.
+
+``<DATA>`` is either a FITS catalogue directory (``catalog.csv`` + FITS images, the
+layout of ``../shared/data/mirabest``) or a simulation spec ``sim:radio?n=5000&seed=0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, urlparse
+
+import numpy as np
+import pandas as pd
+
+from explorer.errors import InputError
+
+SPEC_HELP = "expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0"
+
+
+@dataclass
+class SourceSet:
+    images: np.ndarray            # float32 [N, C, H, W], survey units (Jy/beam for radio)
+    catalog: pd.DataFrame         # id, ra, dec, then properties; row-aligned with images
+    columns: dict                 # column -> {"unit", "description"}
+    spec: str
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) of unreadable images
+
+
+def parse_sim_spec(spec: str) -> dict:
+    """``sim:radio?n=5000&seed=0`` -> {"kind": "radio", "n": 5000, "seed": 0}."""
+    parsed = urlparse(spec)
+    kind = parsed.path
+    if kind != "radio":
+        raise InputError(f"unknown simulation {kind!r} in {spec!r}; available: sim:radio?n=5000&seed=0")
+    params = {"n": 5000, "seed": 0}
+    for key, value in parse_qsl(parsed.query, keep_blank_values=True):
+        if key not in params:
+            raise InputError(f"unknown parameter {key!r} in {spec!r}; use n and seed")
+        try:
+            params[key] = int(value)
+        except ValueError:
+            raise InputError(f"{key} must be an integer in {spec!r}, got {value!r}") from None
+    if params["n"] < 1:
+        raise InputError(f"n must be at least 1 in {spec!r}")
+    return {"kind": kind, **params}
+
+
+def load_data(spec: str, *, pixels: int = 150, pixel_scale_arcsec: float = 1.8, progress: bool = True) -> SourceSet:
+    spec = str(spec)
+    if spec.startswith("sim:"):
+        from training.simulate import COLUMNS, simulate_sources
+
+        sim = parse_sim_spec(spec)
+        images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"])
+        return SourceSet(images[:, None], catalog, dict(COLUMNS), spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        from explorer.fitsio import load_fits_catalogue
+
+        images, catalog, columns, skipped = load_fits_catalogue(path, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec,
+                                                                progress=progress)
+        if len(catalog) == 0:
+            raise InputError(f"no readable images in {path} ({len(skipped)} skipped)")
+        return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)
+    if path.exists():
+        raise InputError(f"data {spec!r} is a file, not a folder; {SPEC_HELP}")
+    raise InputError(f"unknown data spec {spec!r}: {SPEC_HELP}")

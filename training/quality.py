@@ -1,0 +1,54 @@
+"""Is the map organised by physics? k-NN scores on held-out sources, next to chance.
+
+- size: k-NN regression R^2 of log10 angular size from the 2-D map;
+- class: k-NN accuracy of the morphology class from the full embeddings.
+Chance is the same score after shuffling the labels of the fitting part.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+SIZE_COLUMNS = ("las_arcsec", "size")
+CLASS_COLUMNS = ("morphology", "fr_class")
+
+
+def _first(catalog: pd.DataFrame, names) -> str | None:
+    return next((c for c in names if c in catalog.columns), None)
+
+
+def knn_scores(features: np.ndarray, target: np.ndarray, *, classify: bool, seed: int = 0, k: int = 10,
+               held_out: float = 0.2) -> dict:
+    """Held-out k-NN score (accuracy or R^2) and the same with shuffled labels."""
+    fit_idx, test_idx = train_test_split(np.arange(len(target)), test_size=held_out, random_state=seed,
+                                         stratify=target if classify else None)
+    model = (KNeighborsClassifier if classify else KNeighborsRegressor)(n_neighbors=min(k, len(fit_idx)))
+    metric = accuracy_score if classify else r2_score
+    shuffled = np.random.default_rng(seed).permutation(target[fit_idx])
+    score = metric(target[test_idx], model.fit(features[fit_idx], target[fit_idx]).predict(features[test_idx]))
+    chance = metric(target[test_idx], model.fit(features[fit_idx], shuffled).predict(features[test_idx]))
+    return {"score": float(score), "chance": float(chance), "held_out": int(len(test_idx))}
+
+
+def map_organisation(embeddings: np.ndarray, map_xy: np.ndarray, catalog: pd.DataFrame, seed: int = 0) -> dict:
+    out = {}
+    size_col = _first(catalog, SIZE_COLUMNS)
+    if size_col is not None:
+        size = pd.to_numeric(catalog[size_col], errors="coerce").to_numpy()
+        ok = np.isfinite(size) & (size > 0)
+        if ok.sum() >= 20:
+            out["log_size_r2_from_map"] = {"column": size_col, **knn_scores(np.asarray(map_xy)[ok], np.log10(size[ok]),
+                                                                            classify=False, seed=seed)}
+    class_col = _first(catalog, CLASS_COLUMNS)
+    if class_col is not None:
+        labels = catalog[class_col].astype("string")
+        ok = labels.notna().to_numpy()
+        counts = labels[ok].value_counts()
+        if ok.sum() >= 20 and len(counts) > 1 and counts.min() >= 2:
+            out["class_accuracy_from_embeddings"] = {
+                "column": class_col,
+                **knn_scores(np.asarray(embeddings)[ok], labels[ok].to_numpy(dtype=str), classify=True, seed=seed)}
+    return out

@@ -1,0 +1,173 @@
+"""Self-supervised pre-training: one readable loop.
+
+    python -m training.train --config configs/demo.yaml --data sim:radio?n=5000&seed=0 --out runs/demo
+
+A checkpoint is written atomically after every epoch; rerunning the same command
+resumes from ``<RUN_DIR>/checkpoint.pt``. ``loss.csv`` logs every epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from explorer.atomic import atomic_path
+from explorer.encoder import build_encoder, resolve_device
+from explorer.errors import InputError, cli_entry
+from explorer.preprocess import preprocess
+from training.augment import AugmentConfig, augment
+from training.config import TrainConfig, config_from_dict, load_config
+from training.data import load_data
+from training.ssl import BYOL, cosine_momentum
+
+CHECKPOINT = "checkpoint.pt"
+LOSS_LOG = "loss.csv"
+
+
+def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """Linear warm-up to the peak, then cosine decay to zero."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def load_checkpoint(run_dir: str | Path) -> dict:
+    path = Path(run_dir)
+    path = path / CHECKPOINT if path.is_dir() else path
+    if not path.is_file():
+        raise InputError(f"no checkpoint at {path}; train first with python -m training.train")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"{path} is not a readable checkpoint: {e}") from None
+
+
+def encoder_from_checkpoint(state: dict) -> tuple[torch.nn.Module, TrainConfig]:
+    config = config_from_dict(state["config"])
+    encoder, _ = build_encoder(config.encoder.architecture, config.encoder.in_channels)
+    prefix = "encoder."
+    encoder.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
+    return encoder.eval(), config
+
+
+def augment_config(config: TrainConfig) -> AugmentConfig:
+    a, p = config.augmentation, config.preprocessing
+    return AugmentConfig(crop_pixels=p.crop_pixels, output_pixels=p.input_pixels, rotation=a.rotation,
+                         crop_scale=a.crop_scale, flip_p=a.flip_p, jitter_p=a.jitter_p,
+                         jitter_strength=a.jitter_strength, blur_p=a.blur_p)
+
+
+def _comparable(config_dict: dict) -> dict:
+    return {**config_dict, "optim": {k: v for k, v in config_dict["optim"].items() if k != "epochs"}}
+
+
+def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: str = "auto",
+          progress: bool = True) -> Path:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / CHECKPOINT
+    resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if resumed is not None:
+        if _comparable(resumed["config"]) != _comparable(config.to_dict()) or resumed["data_spec"] != str(data_spec):
+            raise InputError(f"{run_dir} holds a run with a different config or data; choose a new --out")
+        if resumed["epoch"] >= config.optim.epochs:
+            print(f"{run_dir}: already trained for {resumed['epoch']} epochs")
+            return ckpt_path
+
+    torch.manual_seed(config.seed)
+    dev = resolve_device(device)
+    data = load_data(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                     progress=progress)
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
+    if data.images.shape[1] != config.encoder.in_channels:
+        raise InputError(f"the data has {data.images.shape[1]} band(s) but encoder.in_channels is "
+                         f"{config.encoder.in_channels}")
+    images = torch.from_numpy(preprocess(data.images, config.preprocessing, margin_for_rotation=True))
+
+    encoder, feature_dim = build_encoder(config.encoder.architecture, config.encoder.in_channels)
+    b = config.byol
+    model = BYOL(encoder, feature_dim, b.projection_hidden, b.projection_dim, b.prediction_hidden).to(dev)
+    n = len(images)
+    batch_size = min(config.optim.batch_size, n)
+    steps_per_epoch = n // batch_size  # drop the ragged last batch: BatchNorm dislikes tiny batches
+    total_steps = config.optim.epochs * steps_per_epoch
+    peak_lr = config.optim.base_lr * batch_size / 256
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=peak_lr,
+                                momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
+    use_amp = dev.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    start_epoch, step, history = 0, 0, []
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scaler.load_state_dict(resumed["scaler"])
+        start_epoch, step, history = resumed["epoch"], resumed["step"], resumed["history"]
+        print(f"resuming {run_dir} from epoch {start_epoch}")
+    aug = augment_config(config)
+
+    for epoch in range(start_epoch, config.optim.epochs):
+        t0 = time.perf_counter()
+        # Seeded per epoch, so a resumed run draws the same batches and views as an uninterrupted one.
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
+        views_rng = torch.Generator(device=dev).manual_seed(config.seed * 100_019 + epoch)
+        model.train()
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.optim.epochs}", disable=not progress,
+                   unit="step")
+        for i in bar:
+            lr = learning_rate(step, total_steps, config.optim.warmup_epochs * steps_per_epoch, peak_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = images[order[i * batch_size:(i + 1) * batch_size]].to(dev, non_blocking=True)
+            with torch.no_grad():
+                view1, view2 = augment(batch, aug, views_rng), augment(batch, aug, views_rng)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
+                loss = model(view1, view2)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            model.update_target(cosine_momentum(step, total_steps, b.base_momentum))
+            step += 1
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.3g}")
+        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1), "lr": lr,
+                        "seconds": round(time.perf_counter() - t0, 2), "images": n, "device": str(dev)})
+        with atomic_path(ckpt_path) as tmp:
+            torch.save({"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(), "history": history}, tmp)
+        with atomic_path(run_dir / LOSS_LOG) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+    return ckpt_path
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="configs/<name>.yaml")
+    parser.add_argument("--data", required=True, help="FITS catalogue directory or sim:radio?n=5000&seed=0")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, loss log); rerun to resume")
+    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise InputError("--epochs must be at least 1")
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=args.epochs))
+    path = train(config, args.data, args.out, device=args.device)
+    print(f"checkpoint: {path}")
+
+
+if __name__ == "__main__":
+    main()
