@@ -10,6 +10,8 @@ A bundle is a folder::
     thumbnails.npy     uint8 [N, H, W] or [N, H, W, 3]
     pca.npz            PCA mean and components as plain arrays (no pickles anywhere)
     encoder.safetensors  optional: encoder weights for out-of-sample queries and fine-tuning
+    predictions/<name>.parquet + <name>.json  optional sidecars written by heads: extra row-aligned
+                       columns (and their units/descriptions) that load_bundle appends to the catalogue
 
 Rows are aligned across every file. Bundles are written into a temporary folder
 and renamed into place only when complete.
@@ -32,6 +34,7 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy", "index.faiss", "thumbnails.npy")
 ENCODER_FILE = "encoder.safetensors"
 PCA_FILE = "pca.npz"
+PREDICTIONS_DIR = "predictions"
 
 
 @dataclass
@@ -120,7 +123,29 @@ def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
         raise InputError(f"{path} has an unreadable file: {type(e).__name__}: {e}") from None
     bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index)
     _validate(bundle)
+    _append_predictions(bundle)
     return bundle
+
+
+def _append_predictions(b: Bundle) -> None:
+    """Append the row-aligned columns of every predictions sidecar to the catalogue."""
+    for table in sorted((b.path / PREDICTIONS_DIR).glob("*.parquet")):
+        extra = pd.read_parquet(table)
+        if len(extra) != b.n:
+            raise InputError(f"{table}: {len(extra)} rows, but the bundle has {b.n}; delete or rebuild it")
+        extra = extra.drop(columns=[c for c in extra.columns if c in b.catalog.columns and c in ("id", "ra", "dec")])
+        b.catalog = pd.concat([b.catalog.drop(columns=[c for c in extra.columns if c in b.catalog.columns]),
+                               extra.reset_index(drop=True)], axis=1)
+        meta = table.with_suffix(".json")
+        if meta.is_file():
+            b.manifest.setdefault("columns", {}).update(json.loads(meta.read_text()).get("columns", {}))
+
+
+def bundle_version(path: str | Path) -> float:
+    """Latest modification time of a bundle's files and sidecars: a cache key that changes on every write."""
+    path = Path(path)
+    files = [path, *path.glob("*"), *(path / PREDICTIONS_DIR).glob("*")]
+    return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 
 def _validate(b: Bundle) -> None:

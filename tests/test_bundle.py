@@ -100,3 +100,23 @@ def test_list_bundles_finds_only_complete_ones(tmp_path):
     (tmp_path / "b" / "index.faiss").unlink()
     (tmp_path / "notes").mkdir()
     assert [p.name for p in list_bundles(tmp_path)] == ["a"]
+
+
+def test_prediction_sidecars_become_catalogue_columns(tmp_path):
+    from explorer.atomic import write_json
+    from explorer.bundle import bundle_version
+
+    write_bundle(tmp_path / "b", **make_arrays())
+    before = bundle_version(tmp_path / "b")
+    (tmp_path / "b" / "predictions").mkdir()
+    pd.DataFrame({"fr_head_class": ["FRI"] * 50, "fr_head_p": np.linspace(0, 1, 50)}).to_parquet(
+        tmp_path / "b" / "predictions" / "fr_head.parquet")
+    write_json(tmp_path / "b" / "predictions" / "fr_head.json",
+               {"columns": {"fr_head_p": {"unit": "", "description": "P(predicted class)"}}})
+    b = load_bundle(tmp_path / "b")
+    assert b.property_columns[-2:] == ["fr_head_class", "fr_head_p"]
+    assert b.column_description("fr_head_p") == "P(predicted class)"
+    assert bundle_version(tmp_path / "b") >= before
+    pd.DataFrame({"x": [1, 2]}).to_parquet(tmp_path / "b" / "predictions" / "short.parquet")
+    with pytest.raises(InputError, match="2 rows"):
+        load_bundle(tmp_path / "b")
