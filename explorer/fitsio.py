@@ -1,0 +1,360 @@
+"""FITS images and FITS catalogue directories, the project's real-data format.
+
+A **FITS catalogue directory** (the layout of ``../shared/data/mirabest``)::
+
+    catalog.csv     one row per source: file (path relative to the folder), ra, dec (deg, ICRS),
+                    then any property columns. Multi-band: one ``file_<band>`` column per band
+                    instead of ``file`` (bands keep the column order), or ``file`` pointing at cubes.
+    columns.yaml    optional: {column: {unit: ..., description: ...}} for the property columns
+    *.fits[.gz]     the images, each with a celestial WCS
+
+:func:`read_image` reads one image robustly (survey headers with tabs in COMMENT cards,
+degenerate frequency/Stokes axes); :func:`cutout_at` cuts a square around a sky position
+through the WCS, resampling when the file's pixel scale differs from the requested one;
+:func:`load_fits_catalogue` does both for every catalogue row, skipping and naming files
+it cannot use instead of failing.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+import yaml
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import Cutout2D
+from astropy.nddata.utils import NoOverlapError
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy import ndimage
+from tqdm.auto import tqdm
+
+from explorer.errors import InputError
+
+CATALOG_FILE = "catalog.csv"
+COLUMNS_FILE = "columns.yaml"
+NAME_COLUMNS = ("id", "name", "rgz_name", "source_name", "objname")
+PIXEL_SCALE_TOLERANCE = 0.01  # relative; within it a file's pixels are used as they are
+IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+COMMENTARY = ("COMMENT", "HISTORY", "")
+
+# Defaults for columns without a columns.yaml entry: common names, then unit suffixes.
+KNOWN_COLUMNS = {
+    "id": ("", "source identifier"),
+    "ra": ("deg", "right ascension (ICRS)"),
+    "dec": ("deg", "declination (ICRS)"),
+    "z": ("", "redshift"),
+    "redshift": ("", "redshift"),
+    "las_arcsec": ("arcsec", "largest angular size"),
+    "size": ("arcsec", "largest angular extent"),
+    "log_lum_1p4ghz": ("log10(W/Hz)", "1.4 GHz radio luminosity"),
+    "label_code": ("", "MiraBest code: FR class, confidence, morphology digits"),
+    "fr_class": ("", "Fanaroff-Riley class (FRI / FRII / hybrid)"),
+    "confidence": ("", "label confidence (confident / uncertain)"),
+    "morphology": ("", "morphology (standard / double-double / wide-angle tail / head-tail)"),
+}
+UNIT_SUFFIXES = {"_arcsec": "arcsec", "_arcmin": "arcmin", "_deg": "deg", "_mjy": "mJy", "_jy": "Jy",
+                 "_kpc": "kpc", "_mpc": "Mpc", "_ghz": "GHz", "_mhz": "MHz"}
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, WCS, fits.Header]:
+    """(pixels, celestial WCS, header) of the first image HDU with data.
+
+    Pixels are float32 [H, W], or [C, H, W] when the file has one non-degenerate
+    non-celestial axis (a cube); degenerate frequency/Stokes axes are dropped.
+    Every problem is an InputError naming the file.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdu = next((h for h in hdul if isinstance(h, IMAGE_HDUS) and h.data is not None and h.data.ndim >= 2), None)
+            if hdu is None:
+                kinds = ", ".join(type(h).__name__ for h in hdul)
+                raise InputError(f"{name}: no image HDU with 2-D data (found {kinds})")
+            data = np.asarray(hdu.data, dtype=np.float32)
+            header = hdu.header
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{name}: file not found ({path})") from None
+    except Exception as e:  # truncated gzip, bad padding, garbage bytes: astropy raises many types
+        raise InputError(f"{name}: not a readable FITS file ({type(e).__name__}: {e})") from None
+    wcs = _celestial_wcs(header, name)
+    data = _celestial_axes_last(data, wcs, name)
+    if not np.isfinite(data).any():
+        raise InputError(f"{name}: every pixel is NaN or infinite (a blank image)")
+    return data, wcs.celestial, header
+
+
+def _celestial_wcs(header: fits.Header, name: str) -> WCS:
+    # Commentary cards carry no WCS; leaving them out avoids the VerifyWarnings that
+    # survey headers (tab characters in COMMENT) raise, without touching warning filters.
+    wcs_header = fits.Header([c for c in header.cards if c.keyword not in COMMENTARY])
+    try:
+        wcs = WCS(wcs_header)
+    except Exception as e:  # wcslib rejects malformed headers with several exception types
+        raise InputError(f"{name}: invalid WCS in the header ({type(e).__name__}: {e})") from None
+    if not wcs.has_celestial:
+        ctypes = ", ".join(repr(c) for c in wcs.wcs.ctype if c) or "none"
+        raise InputError(f"{name}: no celestial WCS (CTYPE: {ctypes}); the image cannot be placed on the sky")
+    return wcs
+
+
+def _celestial_axes_last(data: np.ndarray, wcs: WCS, name: str) -> np.ndarray:
+    """Move the two celestial axes last, drop degenerate others, keep at most one band axis first."""
+    ndim = data.ndim
+    celestial = sorted((ndim - 1 - wcs.wcs.lng, ndim - 1 - wcs.wcs.lat))  # FITS axis i is numpy axis ndim-1-i
+    if wcs.naxis != ndim or min(celestial) < 0:
+        raise InputError(f"{name}: the WCS has {wcs.naxis} axes but the image has {ndim}")
+    others = [a for a in range(ndim) if a not in celestial]
+    data = np.transpose(data, others + celestial)
+    data = data.reshape([s for s in data.shape[:len(others)] if s > 1] + list(data.shape[len(others):]))
+    if data.ndim > 3:
+        raise InputError(f"{name}: {data.ndim - 2} non-celestial axes with more than one plane; "
+                         "expected a 2-D image or one band axis")
+    return np.ascontiguousarray(data)
+
+
+def wcs_pixel_scale_arcsec(wcs: WCS) -> np.ndarray:
+    """Pixel sizes (x, y) in arcsec at the reference point."""
+    return proj_plane_pixel_scales(wcs.celestial) * 3600
+
+
+def cutout_with_wcs(data: np.ndarray, wcs: WCS, coord: SkyCoord, pixels: int,
+                    pixel_scale_arcsec: float) -> tuple[np.ndarray, WCS]:
+    """A ``pixels``-square cutout of [H, W] or [C, H, W] data centred on ``coord``, and its WCS.
+
+    When the file's pixels are the requested size, the cutout is cut with ``Cutout2D``
+    (the position lands within half a pixel of the centre); otherwise the image is
+    resampled onto a TAN grid of the requested scale centred exactly on ``coord``.
+    Outside the image the cutout is NaN.
+    """
+    scales = wcs_pixel_scale_arcsec(wcs)
+    if np.all(np.abs(scales / pixel_scale_arcsec - 1) <= PIXEL_SCALE_TOLERANCE):
+        return _cut(data, wcs, coord, pixels)
+    return _resample(data, wcs, coord, pixels, pixel_scale_arcsec)
+
+
+def cutout_at(data: np.ndarray, wcs: WCS, coord: SkyCoord, pixels: int, pixel_scale_arcsec: float) -> np.ndarray:
+    """The pixels of :func:`cutout_with_wcs` (float32 [pixels, pixels] or [C, pixels, pixels])."""
+    return cutout_with_wcs(data, wcs, coord, pixels, pixel_scale_arcsec)[0]
+
+
+def _cut(data: np.ndarray, wcs: WCS, coord: SkyCoord, pixels: int) -> tuple[np.ndarray, WCS]:
+    planes = data.reshape(-1, *data.shape[-2:])
+    # The position in pixels once, so every plane gets identical slices.
+    xy = tuple(float(v) for v in wcs.world_to_pixel(coord))
+    out = []
+    try:
+        for plane in planes:
+            cut = Cutout2D(plane, xy, (pixels, pixels), wcs=wcs, mode="partial", fill_value=np.nan, copy=True)
+            out.append(cut.data)
+    except NoOverlapError:
+        raise InputError(f"position {_radec(coord)} is outside the image") from None
+    stack = np.stack(out).astype(np.float32)
+    _require_overlap(stack, coord)
+    return stack.reshape(*data.shape[:-2], pixels, pixels), cut.wcs
+
+
+def target_wcs(coord: SkyCoord, pixels: int, pixel_scale_arcsec: float) -> WCS:
+    """A north-up, east-left TAN grid of ``pixels`` square pixels centred exactly on ``coord``."""
+    icrs = coord.icrs
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [icrs.ra.deg, icrs.dec.deg]
+    w.wcs.crpix = [(pixels + 1) / 2, (pixels + 1) / 2]  # FITS pixels are 1-based
+    w.wcs.cdelt = [-pixel_scale_arcsec / 3600, pixel_scale_arcsec / 3600]
+    w.wcs.radesys = "ICRS"
+    w.pixel_shape = (pixels, pixels)
+    return w
+
+
+def _resample(data: np.ndarray, wcs: WCS, coord: SkyCoord, pixels: int,
+              pixel_scale_arcsec: float) -> tuple[np.ndarray, WCS]:
+    out_wcs = target_wcs(coord, pixels, pixel_scale_arcsec)
+    yy, xx = np.mgrid[:pixels, :pixels]
+    src_x, src_y = wcs.world_to_pixel(out_wcs.pixel_to_world(xx, yy))
+    # Shrinking: smooth first so fine structure does not alias into the coarser grid.
+    shrink = pixel_scale_arcsec / wcs_pixel_scale_arcsec(wcs).min()
+    planes = []
+    for plane in data.reshape(-1, *data.shape[-2:]):
+        if shrink > 1.5:
+            plane = ndimage.gaussian_filter(plane, sigma=(shrink - 1) / 2, mode="nearest")
+        planes.append(ndimage.map_coordinates(plane, [src_y, src_x], order=1, mode="constant", cval=np.nan))
+    stack = np.stack(planes).astype(np.float32)
+    _require_overlap(stack, coord)
+    return stack.reshape(*data.shape[:-2], pixels, pixels), out_wcs
+
+
+def _require_overlap(stack: np.ndarray, coord: SkyCoord) -> None:
+    if not np.isfinite(stack).any():
+        raise InputError(f"position {_radec(coord)} is outside the image (or only blank pixels are there)")
+
+
+def _radec(coord: SkyCoord) -> str:
+    icrs = coord.icrs
+    return f"RA {icrs.ra.deg:.5f}, Dec {icrs.dec.deg:+.5f}"
+
+
+# ---------------------------------------------------------------- catalogue directories
+
+@dataclass
+class _Row:
+    paths: list[Path]
+    coord: SkyCoord
+
+
+def load_fits_catalogue(directory: str | Path, *, pixels: int = 150, pixel_scale_arcsec: float = 1.8,
+                        progress: bool = True, workers: int | None = None
+                        ) -> tuple[np.ndarray, pd.DataFrame, dict, list[tuple[str, str]]]:
+    """Every usable row of a FITS catalogue directory, cut at ``pixels`` x ``pixel_scale_arcsec``.
+
+    Returns ``(images, catalog, columns, skipped)``:
+
+    - images: float32 [N, C, pixels, pixels] in survey units, NaN outside the survey;
+    - catalog: the rows that loaded, file columns dropped, ``id`` first (a name column if
+      there is one, else the file stem), then ra, dec and the properties;
+      ``catalog.attrs["bands"]`` lists the band names in channel order;
+    - columns: {column: {"unit", "description"}} from ``columns.yaml`` or defaults;
+    - skipped: [(file, reason)] for rows that could not be used.
+    """
+    directory = Path(directory).expanduser()
+    table = read_catalog_csv(directory)
+    file_columns, bands = _file_columns(table)
+    catalog, positions, skipped = _with_positions(table, file_columns)
+    rows = [_Row([_resolve(directory, catalog.at[i, c]) for c in file_columns], positions[k])
+            for k, i in enumerate(catalog.index)]
+
+    def load(row: _Row) -> np.ndarray | str:
+        try:
+            planes = [cutout_at(*read_image(p)[:2], row.coord, pixels, pixel_scale_arcsec) for p in row.paths]
+        except InputError as e:
+            return str(e)
+        return np.concatenate([p.reshape(-1, pixels, pixels) for p in planes])
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(load, rows), total=len(rows), desc=f"reading {directory.name}",
+                            unit="image", disable=not progress))
+
+    channels = next((r.shape[0] for r in results if not isinstance(r, str)), 1)
+    keep, images = [], []
+    for label, result in zip(catalog.index, results):
+        file_label = str(catalog.at[label, file_columns[0]])
+        if isinstance(result, str):
+            skipped.append((file_label, result))
+        elif result.shape[0] != channels:
+            skipped.append((file_label, f"{result.shape[0]} band(s) where the first image has {channels}"))
+        else:
+            keep.append(label)
+            images.append(result)
+    catalog = _tidy(catalog.loc[keep], file_columns)
+    if len(bands) == 1 and channels > 1:  # cubes: bands are planes
+        bands = [f"plane{i}" for i in range(channels)]
+    catalog.attrs["bands"] = bands
+    stack = np.stack(images).astype(np.float32) if images else np.zeros((0, channels, pixels, pixels), np.float32)
+    return stack, catalog, column_metadata(catalog, directory), skipped
+
+
+def read_catalog_csv(directory: Path) -> pd.DataFrame:
+    if not directory.is_dir():
+        raise InputError(f"FITS catalogue folder not found: {directory}")
+    path = directory / CATALOG_FILE
+    if not path.is_file():
+        raise InputError(f"{directory} has no {CATALOG_FILE}; a FITS catalogue directory needs one "
+                         "with file, ra and dec columns")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not a readable CSV table: {e}") from None
+    missing = [c for c in ("ra", "dec") if c not in table.columns]
+    if not any(c == "file" or c.startswith("file_") for c in table.columns):
+        missing.insert(0, "file (or file_<band>)")
+    if missing:
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)}; it has {', '.join(map(str, table.columns))}")
+    return table
+
+
+def _file_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The file column(s) in band order and the band names."""
+    per_band = [c for c in table.columns if c.startswith("file_")]
+    if per_band:
+        return per_band, [c[len("file_"):] for c in per_band]
+    return ["file"], ["image"]
+
+
+def _with_positions(table: pd.DataFrame, file_columns: list[str]):
+    """Rows with a usable position and file names, their SkyCoords (one vectorised call), and the rest as skips."""
+    ra = pd.to_numeric(table["ra"], errors="coerce")
+    dec = pd.to_numeric(table["dec"], errors="coerce")
+    has_files = table[file_columns].notna().all(axis=1)
+    good = ra.between(0, 360) & dec.between(-90, 90) & has_files
+    skipped = []
+    for i in table.index[~good]:
+        label = str(table.at[i, file_columns[0]])
+        reason = "no file name" if not has_files[i] else f"invalid position ra={table.at[i, 'ra']!r}, dec={table.at[i, 'dec']!r}"
+        skipped.append((label, reason))
+    catalog = table.loc[good].copy()
+    catalog["ra"], catalog["dec"] = ra[good].astype(float), dec[good].astype(float)
+    positions = SkyCoord(catalog["ra"].to_numpy() * u.deg, catalog["dec"].to_numpy() * u.deg, frame="icrs")
+    return catalog, positions, skipped
+
+
+def _resolve(directory: Path, name) -> Path:
+    p = Path(str(name)).expanduser()
+    return p if p.is_absolute() else directory / p
+
+
+def _file_stem(name: str) -> str:
+    base = Path(str(name)).name
+    for suffix in (".fits.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)]
+    return Path(base).stem
+
+
+def _tidy(catalog: pd.DataFrame, file_columns: list[str]) -> pd.DataFrame:
+    """``id`` first (from a name column or the file stem), file columns dropped, fresh index."""
+    catalog = catalog.reset_index(drop=True)
+    name_column = next((c for c in NAME_COLUMNS if c in catalog.columns), None)
+    ids = catalog[name_column] if name_column else catalog[file_columns[0]].map(_file_stem)
+    catalog = catalog.drop(columns=file_columns + ([name_column] if name_column and name_column != "id" else []))
+    catalog = catalog.drop(columns=["id"], errors="ignore")
+    catalog.insert(0, "id", ids.astype(str).to_numpy())
+    front = ["id", "ra", "dec"]
+    return catalog[front + [c for c in catalog.columns if c not in front]]
+
+
+def column_metadata(catalog: pd.DataFrame, directory: Path | None = None) -> dict:
+    """{column: {"unit", "description"}}: the sidecar's entry, else a known default, else a unit from the suffix."""
+    sidecar = _read_sidecar(directory / COLUMNS_FILE) if directory is not None else {}
+    meta = {}
+    for column in catalog.columns:
+        unit, description = KNOWN_COLUMNS.get(column, (_unit_from_suffix(column), f"{column} from the catalogue"))
+        given = sidecar.get(column, {})
+        meta[column] = {"unit": str(given.get("unit", unit)), "description": str(given.get("description", description))}
+    return meta
+
+
+def _unit_from_suffix(column: str) -> str:
+    return next((unit for suffix, unit in UNIT_SUFFIXES.items() if column.lower().endswith(suffix)), "")
+
+
+def _read_sidecar(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} is not valid YAML: {e}") from None
+    bad = [k for k, v in data.items() if not isinstance(v, dict)] if isinstance(data, dict) else ["(top level)"]
+    if bad:
+        raise InputError(f"{path}: expected 'column: {{unit: ..., description: ...}}' entries; "
+                         f"wrong entries: {', '.join(map(str, bad))}")
+    return data
