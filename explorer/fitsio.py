@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import astropy.units as u
 import numpy as np
@@ -62,6 +64,10 @@ UNIT_SUFFIXES = {"_arcsec": "arcsec", "_arcmin": "arcmin", "_deg": "deg", "_mjy"
                  "_kpc": "kpc", "_mpc": "Mpc", "_ghz": "GHz", "_mhz": "MHz"}
 
 
+class BlankImageError(InputError):
+    """An image with no finite pixel: survey services send these where they have no data."""
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, WCS, fits.Header]:
     """(pixels, celestial WCS, header) of the first image HDU with data.
 
@@ -69,30 +75,55 @@ def read_image(path: str | Path) -> tuple[np.ndarray, WCS, fits.Header]:
     non-celestial axis (a cube); degenerate frequency/Stokes axes are dropped.
     Every problem is an InputError naming the file.
     """
-    path = Path(path)
-    name = path.name
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = next((h for h in hdul if isinstance(h, IMAGE_HDUS) and h.data is not None and h.data.ndim >= 2), None)
-            if hdu is None:
-                kinds = ", ".join(type(h).__name__ for h in hdul)
-                raise InputError(f"{name}: no image HDU with 2-D data (found {kinds})")
-            data = np.asarray(hdu.data, dtype=np.float32)
-            header = hdu.header
-    except InputError:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{name}: file not found ({path})") from None
-    except Exception as e:  # truncated gzip, bad padding, garbage bytes: astropy raises many types
-        raise InputError(f"{name}: not a readable FITS file ({type(e).__name__}: {e})") from None
-    wcs = _celestial_wcs(header, name)
+    name = Path(path).name
+    with _fits_file(path) as hdul:
+        hdu = _first_image_hdu(hdul, name)
+        data = np.asarray(hdu.data, dtype=np.float32)
+        header = hdu.header
+    wcs = header_wcs(header, name)
     data = _celestial_axes_last(data, wcs, name)
     if not np.isfinite(data).any():
-        raise InputError(f"{name}: every pixel is NaN or infinite (a blank image)")
+        raise BlankImageError(f"{name}: every pixel is NaN or infinite (a blank image)")
     return data, wcs.celestial, header
 
 
-def _celestial_wcs(header: fits.Header, name: str) -> WCS:
+def read_image_header(path: str | Path) -> tuple[fits.Header, WCS]:
+    """Header and celestial WCS of the first image HDU, without reading its pixels."""
+    name = Path(path).name
+    with _fits_file(path) as hdul:
+        header = _first_image_hdu(hdul, name).header
+    return header, header_wcs(header, name).celestial
+
+
+@contextmanager
+def _fits_file(path: str | Path) -> Iterator[fits.HDUList]:
+    """An open HDUList; any failure while reading it becomes an InputError naming the file."""
+    path = Path(path)
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            yield hdul
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(f"{path.name}: file not found ({path})") from None
+    except Exception as e:  # truncated gzip, bad padding, garbage bytes: astropy raises many types
+        raise InputError(f"{path.name}: not a readable FITS file ({type(e).__name__}: {e})") from None
+
+
+def _first_image_hdu(hdul: fits.HDUList, name: str):
+    def is_image(h) -> bool:
+        return isinstance(h, IMAGE_HDUS) and h.header.get("NAXIS", 0) >= 2 and all(
+            h.header.get(f"NAXIS{i}", 0) > 0 for i in range(1, h.header["NAXIS"] + 1))
+
+    hdu = next((h for h in hdul if is_image(h)), None)
+    if hdu is None:
+        kinds = ", ".join(type(h).__name__ for h in hdul)
+        raise InputError(f"{name}: no image HDU with 2-D data (found {kinds})")
+    return hdu
+
+
+def header_wcs(header: fits.Header, name: str) -> WCS:
+    """The header's WCS, which must have celestial axes."""
     # Commentary cards carry no WCS; leaving them out avoids the VerifyWarnings that
     # survey headers (tab characters in COMMENT) raise, without touching warning filters.
     wcs_header = fits.Header([c for c in header.cards if c.keyword not in COMMENTARY])
