@@ -16,6 +16,7 @@ it cannot use instead of failing.
 """
 from __future__ import annotations
 
+import gzip
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -88,20 +89,27 @@ def read_image(path: str | Path) -> tuple[np.ndarray, WCS, fits.Header]:
 
 
 def read_image_header(path: str | Path) -> tuple[fits.Header, WCS]:
-    """Header and celestial WCS of the first image HDU, without reading its pixels."""
-    name = Path(path).name
-    with _fits_file(path) as hdul:
-        header = _first_image_hdu(hdul, name).header
-    return header, header_wcs(header, name).celestial
+    """Header and celestial WCS of the first image HDU, without reading any pixels.
+
+    The primary header is parsed straight from the (decompressed) stream; only files
+    whose image sits in an extension are opened as a whole.
+    """
+    path = Path(path)
+    with _reading(path):
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as f:
+            header = fits.Header.fromfile(f)
+    if not _is_image(header):
+        with _fits_file(path) as hdul:
+            header = _first_image_hdu(hdul, path.name).header
+    return header, header_wcs(header, path.name).celestial
 
 
 @contextmanager
-def _fits_file(path: str | Path) -> Iterator[fits.HDUList]:
-    """An open HDUList; any failure while reading it becomes an InputError naming the file."""
-    path = Path(path)
+def _reading(path: Path) -> Iterator[None]:
+    """Any failure while reading ``path`` becomes an InputError naming the file."""
     try:
-        with fits.open(path, memmap=False) as hdul:
-            yield hdul
+        yield
     except InputError:
         raise
     except FileNotFoundError:
@@ -110,12 +118,20 @@ def _fits_file(path: str | Path) -> Iterator[fits.HDUList]:
         raise InputError(f"{path.name}: not a readable FITS file ({type(e).__name__}: {e})") from None
 
 
-def _first_image_hdu(hdul: fits.HDUList, name: str):
-    def is_image(h) -> bool:
-        return isinstance(h, IMAGE_HDUS) and h.header.get("NAXIS", 0) >= 2 and all(
-            h.header.get(f"NAXIS{i}", 0) > 0 for i in range(1, h.header["NAXIS"] + 1))
+@contextmanager
+def _fits_file(path: str | Path) -> Iterator[fits.HDUList]:
+    path = Path(path)
+    with _reading(path), fits.open(path, memmap=False) as hdul:
+        yield hdul
 
-    hdu = next((h for h in hdul if is_image(h)), None)
+
+def _is_image(header: fits.Header) -> bool:
+    naxis = header.get("NAXIS", 0)
+    return naxis >= 2 and all(header.get(f"NAXIS{i}", 0) > 0 for i in range(1, naxis + 1))
+
+
+def _first_image_hdu(hdul: fits.HDUList, name: str):
+    hdu = next((h for h in hdul if isinstance(h, IMAGE_HDUS) and _is_image(h.header)), None)
     if hdu is None:
         kinds = ", ".join(type(h).__name__ for h in hdul)
         raise InputError(f"{name}: no image HDU with 2-D data (found {kinds})")
