@@ -1,0 +1,94 @@
+"""The whole training half on real (simulated-sky) data: simulate -> BYOL -> embed -> bundle."""
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from explorer.bundle import load_bundle
+from explorer.config import REPO_ROOT
+from training.config import load_config
+from training.quality import knn_scores
+from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args, cwd=REPO_ROOT):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_map_is_organised_by_physics(small_demo):
+    """Held-out k-NN scores far above chance, chance measured here by shuffling the labels."""
+    b = load_bundle(small_demo["bundle"])
+    size = np.log10(b.catalog["las_arcsec"].to_numpy())
+    classes = b.catalog["morphology"].to_numpy(dtype=str)
+    size_r2 = knn_scores(b.map_xy, size, classify=False, seed=1)
+    accuracy = knn_scores(np.asarray(b.embeddings), classes, classify=True, seed=1)
+    assert size_r2["score"] > 0.5 and size_r2["score"] > size_r2["chance"] + 0.4
+    n_classes = len(set(classes))
+    assert accuracy["score"] > 2.5 / n_classes and accuracy["score"] > accuracy["chance"] + 0.3
+
+
+def test_bundle_from_the_pipeline_follows_the_contract(small_demo):
+    b = load_bundle(small_demo["bundle"])
+    m = b.manifest
+    assert b.n == small_demo["n"] and b.dim == 512
+    np.testing.assert_allclose(np.linalg.norm(b.embeddings, axis=1), 1, atol=1e-4)
+    assert m["encoder"]["architecture"] == "resnet18" and len(m["encoder"]["checkpoint_sha256"]) == 64
+    assert m["encoder"]["preprocessing"]["crop_pixels"] == 70
+    assert m["umap"]["metric"] == "cosine" and m["index"]["metric"] == "cosine"
+    assert 0 < m["pca"]["total_explained_variance"] <= 1 and m["pca"]["n_components"] <= 200
+    assert m["columns"]["las_arcsec"]["unit"] == "arcsec"
+    assert {"log_size_r2_from_map", "class_accuracy_from_embeddings"} <= set(m["quality"])
+    assert b.thumbnails.shape[1:] == (70, 70)
+    # the stored encoder reproduces the stored embeddings
+    from explorer.encoder import embed
+    from explorer.preprocess import preprocess
+    from training.data import load_data
+
+    data = load_data(m["data"]["spec"], progress=False)
+    again = embed(b.encoder(), preprocess(data.images[:8], b.preprocessing()), b.preprocessing(), progress=False)
+    np.testing.assert_allclose(again, b.embeddings[:8], atol=1e-4)
+
+
+def test_training_resumes_from_the_last_checkpoint(small_demo, tmp_path):
+    run = tmp_path / "run"
+    args = ["training.train", "--config", "configs/demo.yaml", "--data", small_demo["sky"], "--out", str(run)]
+    first = run_cli(*args, "--epochs", "1")
+    assert first.returncode == 0, first.stderr
+    second = run_cli(*args, "--epochs", "2")
+    assert second.returncode == 0, second.stderr
+    assert "resuming" in second.stdout and "from epoch 1" in second.stdout
+    log = pd.read_csv(run / "loss.csv")
+    assert list(log["epoch"]) == [1, 2] and np.isfinite(log["loss"]).all()
+    third = run_cli(*args, "--epochs", "2")
+    assert "already trained for 2 epochs" in third.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["training.train", "--config", "configs/demo.yaml", "--data", "sim:galaxies?n=3", "--out", "x"], "unknown simulation"),
+    (["training.train", "--config", "configs/demo.yaml", "--data", "no/such/folder", "--out", "x"], "unknown data spec"),
+    (["training.train", "--config", "configs/demo.yaml", "--data", "sim:radio?n=ten", "--out", "x"], "n must be an integer"),
+    (["training.train", "--config", "configs/nope.yaml", "--data", "sim:radio", "--out", "x"], "config file not found"),
+    (["training.train", "--config", "configs/demo.yaml", "--data", "sim:radio?n=4", "--out", "x", "--device", "cuda:0"],
+     "CUDA was requested"),
+    (["training.embed", "--checkpoint", "no/run", "--data", "sim:radio", "--out", "x"], "no checkpoint"),
+])
+def test_cli_bad_input_is_one_clear_line(args, message, tmp_path):
+    if "--device" in args and __import__("torch").cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    result = run_cli(*[str(tmp_path / a) if a == "x" else a for a in args])
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_typos_are_rejected(tmp_path):
+    from explorer.errors import InputError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {epochz: 3}\n")
+    with pytest.raises(InputError, match="unknown key.*epochz"):
+        load_config(bad)
