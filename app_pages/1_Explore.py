@@ -1,0 +1,40 @@
+"""Explore: the latent map; click a source for its neighbours, box/lasso for a group."""
+from functools import partial
+
+import streamlit as st
+
+from explorer import ui, views
+from explorer.figures import focus_overlays
+
+context = ui.context()
+loaded, bundle = context.loaded, context.loaded.bundle
+
+st.markdown(f"#### {bundle.name} — {bundle.n:,} sources")
+k, dedup_arcsec = ui.neighbour_controls("explore")
+focus = ui.current_focus(loaded)
+result = ui.neighbour_result(loaded, focus.row, k, dedup_arcsec) if focus and focus.kind == "source" else None
+overlays = focus_overlays(result.row, result.neighbours.rows) if result else ()
+
+map_column, detail_column = st.columns([3, 1])
+with map_column:
+    st.plotly_chart(loaded.map.figure(context.style, overlays), key=ui.MAP_KEY,
+                    on_select=partial(ui.on_map_select, loaded.path), selection_mode=("points", "box", "lasso"),
+                    config={"displaylogo": False, "scrollZoom": True})
+with detail_column:
+    if result:
+        ui.source_panel(bundle, result.row)
+        st.button("Clear", on_click=st.session_state.pop, args=(ui.FOCUS_KEY, None), icon=":material/close:")
+    else:
+        st.info("Click a source to see its nearest neighbours. Use box or lasso select (top-right of the map) "
+                "to pick a group and download it.", icon=":material/touch_app:")
+
+if result:
+    ui.neighbour_panel(loaded, result.row, k, dedup_arcsec, key="explore.neighbours")
+elif focus:
+    rows = focus.rows
+    st.subheader(f"Selection: {len(rows):,} sources")
+    if len(rows) > views.SELECTION_GALLERY_CAP:
+        st.caption(f"Showing the first {views.SELECTION_GALLERY_CAP} of {len(rows):,}; the CSV has all of them.")
+    st.html(views.selection_gallery(bundle, rows))
+    st.download_button("Download selection (CSV)", views.csv_bytes(views.source_table(bundle, rows)),
+                       file_name="selection.csv", mime="text/csv", icon=":material/download:")

@@ -1,0 +1,174 @@
+"""Streamlit glue shared by ``app.py`` and the pages: the sidebar, cached loading, common panels.
+
+Only layout lives here; what is shown is computed by :mod:`explorer.views`,
+:mod:`explorer.figures` and :mod:`explorer.images`, which need no Streamlit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from astropy.coordinates import SkyCoord
+
+from explorer import views
+from explorer.bundle import Bundle, list_bundles, load_bundle
+from explorer.config import bundles_dir
+from explorer.errors import InputError
+from explorer.figures import MapFigure, MapStyle, is_numeric
+from explorer.images import to_rgb
+
+CONTEXT_KEY = "explorer.context"   # this run's bundle and map style, set by app.py for the pages
+FOCUS_KEY = "explore.focus"        # views.Focus: the clicked source or box/lasso selection
+MAP_KEY = "explore.map"            # the map's selection state (read-only, owned by st.plotly_chart)
+EXPLORE_PAGE = "app_pages/1_Explore.py"
+SEARCH_PAGE = "app_pages/2_Similarity_search.py"
+NO_BUNDLE = ("No bundle found in `{where}`. Run `make run` (it builds the demo bundle, then starts the app) "
+             "or `python -m training.demo`, then reload this page — or type a bundle folder in the sidebar.")
+
+
+@dataclass
+class Loaded:
+    """A bundle with what every rerun needs from it, built once per bundle version."""
+    bundle: Bundle
+    map: MapFigure
+    sky: SkyCoord          # catalogue positions; astropy keeps its KD-tree on this object
+    key: tuple[str, float]
+
+    @property
+    def path(self) -> str:
+        return self.key[0]
+
+
+@dataclass
+class Context:
+    loaded: Loaded
+    style: MapStyle
+
+
+@st.cache_resource(max_entries=4, show_spinner="Opening bundle…")
+def _load(path: str, mtime: float) -> Loaded:
+    bundle = load_bundle(path)
+    return Loaded(bundle, MapFigure(bundle), views.catalog_coords(bundle), (path, mtime))
+
+
+def open_bundle(path: str | Path) -> Loaded:
+    """The bundle at ``path``, cached by path and manifest time, so a rebuilt bundle is reloaded."""
+    path = Path(path).expanduser().resolve()
+    manifest = path / "manifest.json"
+    return _load(str(path), manifest.stat().st_mtime if manifest.is_file() else 0.0)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _neighbour_result(key: tuple[str, float], row: int, k: int, dedup_arcsec: float | None) -> views.NeighbourResult:
+    return views.neighbour_result(_load(*key).bundle, row, k, dedup_arcsec=dedup_arcsec)
+
+
+def neighbour_result(loaded: Loaded, row: int, k: int, dedup_arcsec: float | None) -> views.NeighbourResult:
+    return _neighbour_result(loaded.key, int(row), int(k), dedup_arcsec)
+
+
+def sidebar() -> Context | None:
+    """The shared sidebar: bundle, colour-by, point size, opacity. None when no bundle can be opened."""
+    with st.sidebar:
+        found = list_bundles(bundles_dir())
+        chosen = st.selectbox("Bundle", found, format_func=lambda p: p.name, key="sidebar.bundle",
+                              help=f"Bundles in {bundles_dir()} (set EXPLORER_BUNDLES to list another folder)")
+        typed = st.text_input("…or open a bundle folder", key="sidebar.path", placeholder="/path/to/bundle")
+        loaded = None
+        for candidate in (typed.strip(), chosen):
+            if not candidate:
+                continue
+            try:
+                loaded = open_bundle(candidate)
+                break
+            except InputError as e:  # say why, then fall back to the listed bundle
+                st.error(str(e))
+        if loaded is None:
+            return None
+        bundle = loaded.bundle
+        st.caption(f"**{bundle.name}** · {bundle.n:,} sources · {bundle.dim}-d embeddings")
+        style = _style_controls(bundle)
+        with st.expander("About this bundle"):
+            st.write(bundle.manifest.get("description", ""))
+            st.caption(f"encoder: {bundle.manifest.get('encoder', {}).get('architecture', '?')} · "
+                       f"index: {bundle.manifest.get('index', {}).get('type', '?')} · "
+                       f"created {bundle.manifest.get('created', '?')}")
+    return Context(loaded, style)
+
+
+def _style_controls(bundle: Bundle) -> MapStyle:
+    catalog = bundle.catalog
+    columns = [c for c in catalog.columns if c != "id"]
+    default = next((c for c in bundle.property_columns if not is_numeric(catalog[c])), None)
+    options = [None, *columns]
+    colour_by = st.selectbox("Colour by", options, index=options.index(default),
+                             format_func=lambda c: "(one colour)" if c is None else _label(bundle, c),
+                             key=f"sidebar.colour.{bundle.path}")
+    log_scale = False
+    if colour_by is not None and is_numeric(catalog[colour_by]):
+        log_scale = st.toggle("log₁₀ colour scale", key="sidebar.log",
+                              help="Sources with values ≤ 0 or missing are drawn in grey and counted in the legend.")
+    point_size = st.slider("Point size", 1.0, 12.0, 4.0 if bundle.n <= 20_000 else 2.0, 0.5, key="sidebar.size")
+    opacity = st.slider("Opacity", 0.1, 1.0, 0.8, 0.05, key="sidebar.opacity")
+    return MapStyle(colour_by, log_scale, point_size, opacity)
+
+
+def _label(bundle: Bundle, column: str) -> str:
+    unit = bundle.column_unit(column) or {"ra": "deg", "dec": "deg"}.get(column, "")
+    return f"{column} [{unit}]" if unit else column
+
+
+def context() -> Context:
+    """The bundle and style chosen in this run's sidebar (app.py stops before the pages when there is none)."""
+    return st.session_state[CONTEXT_KEY]
+
+
+def current_focus(loaded: Loaded) -> views.Focus | None:
+    focus = st.session_state.get(FOCUS_KEY)
+    if focus is None or focus.bundle != loaded.path or max(focus.rows) >= loaded.bundle.n:
+        return None
+    return focus
+
+
+def focus_on_source(loaded: Loaded, row: int) -> None:
+    st.session_state[FOCUS_KEY] = views.Focus(loaded.path, "source", (int(row),))
+
+
+def on_map_select(path: str) -> None:
+    """st.plotly_chart's selection callback: remember what was picked (the map's own state is read-only)."""
+    st.session_state[FOCUS_KEY] = views.focus_from_event(st.session_state.get(MAP_KEY), path)
+
+
+def neighbour_controls(prefix: str) -> tuple[int, float | None]:
+    """k and the optional de-duplication radius, side by side."""
+    left, middle, right = st.columns([2, 1.2, 1])
+    k = left.slider("Neighbours (k)", 1, 50, views.DEFAULT_K, key=f"{prefix}.k")
+    dedup = middle.toggle("Merge duplicates", value=False, key=f"{prefix}.dedup",
+                          help="Drop neighbours lying within the radius of the query or of a better match "
+                               "(the same object catalogued twice).")
+    radius = right.number_input("radius (arcsec)", 1.0, 600.0, views.DEDUP_RADIUS_ARCSEC, 5.0,
+                                key=f"{prefix}.dedup_radius", disabled=not dedup)
+    return k, (float(radius) if dedup else None)
+
+
+def source_panel(bundle: Bundle, row: int) -> None:
+    """A source's thumbnail and properties."""
+    st.image(to_rgb(bundle.thumbnails[row]), caption=str(bundle.catalog["id"].iat[row]), width="stretch")
+    st.dataframe(views.properties_table(bundle, row), hide_index=True, width="stretch")
+
+
+def neighbour_panel(loaded: Loaded, row: int, k: int, dedup_arcsec: float | None, *, key: str) -> views.NeighbourResult:
+    """The neighbour gallery with cosine similarities, a CSV download and the table."""
+    result = neighbour_result(loaded, row, k, dedup_arcsec)
+    source_id = str(loaded.bundle.catalog["id"].iat[row])
+    found = len(result.neighbours.rows)
+    note = f" (duplicates within {dedup_arcsec:g}″ merged)" if dedup_arcsec else ""
+    st.subheader(f"{found} nearest neighbours of {source_id}")
+    st.caption(f"Cosine similarity in the full {loaded.bundle.dim}-d embedding space{note}.")
+    st.html(result.gallery)
+    st.download_button("Download neighbours (CSV)", views.csv_bytes(result.table), file_name=f"neighbours_{source_id}.csv",
+                       mime="text/csv", key=f"{key}.csv", icon=":material/download:")
+    with st.expander("Neighbour table"):
+        st.dataframe(result.table, hide_index=True, width="stretch")
+    return result

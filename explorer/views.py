@@ -1,0 +1,173 @@
+"""What the pages show, as plain functions of a bundle (testable without Streamlit).
+
+selection event -> rows, rows -> tables and CSV, a row -> its neighbour gallery,
+a sky position -> the nearest catalogue source.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+from astropy.coordinates import SkyCoord
+
+from explorer.figures import ROW
+from explorer.images import GalleryItem, gallery_html
+from explorer.search import Neighbours, neighbours_of_row
+
+MATCH_RADIUS_ARCSEC = 10.0     # a typed position names a catalogue source this close
+DEDUP_RADIUS_ARCSEC = 30.0     # neighbours closer than this to a better one are the same object
+DEFAULT_K = 12
+SELECTION_GALLERY_CAP = 48     # thumbnails shown for a box/lasso selection; the CSV has every row
+
+
+@dataclass(frozen=True)
+class Focus:
+    """What the user picked on the map: one clicked source, or a box/lasso selection."""
+    bundle: str                              # the bundle's path, so a focus never leaks into another bundle
+    kind: Literal["source", "selection"]
+    rows: tuple[int, ...]
+
+    @property
+    def row(self) -> int:
+        return self.rows[0]
+
+
+def rows_from_event(event: Mapping) -> np.ndarray:
+    """Bundle rows of the points in a ``st.plotly_chart`` selection event, in order, without repeats.
+
+    The row is ``customdata[0]`` of each point (see :mod:`explorer.figures`), so points
+    from colour groups and highlight overlays all resolve to real rows.
+    """
+    rows = [_row_of(point.get("customdata")) for point in (event or {}).get("selection", {}).get("points", [])]
+    return np.asarray(list(dict.fromkeys(r for r in rows if r is not None)), dtype=np.int64)
+
+
+def _row_of(customdata) -> int | None:
+    # Plotly hands each point its customdata row as a typed array, which the browser's
+    # JSON.stringify turns into {"0": row, "1": ra, ...}; a plain list or a scalar also occur.
+    if isinstance(customdata, Mapping):
+        customdata = customdata.get(str(ROW))
+    elif isinstance(customdata, (list, tuple)):
+        customdata = customdata[ROW] if customdata else None
+    try:
+        return int(round(float(customdata)))
+    except (TypeError, ValueError):
+        return None
+
+
+def focus_from_event(event: Mapping, bundle_path) -> Focus | None:
+    """A click on one point is a source; a box or lasso is a selection; an empty event clears the focus."""
+    rows = rows_from_event(event)
+    if not len(rows):
+        return None
+    selection = (event or {}).get("selection", {})
+    dragged = bool(selection.get("box") or selection.get("lasso"))
+    kind = "selection" if dragged or len(rows) > 1 else "source"
+    return Focus(str(bundle_path), kind, tuple(int(r) for r in rows))
+
+
+def source_table(bundle, rows) -> pd.DataFrame:
+    """id, ra, dec and every property of the given rows, in that order (the CSV export)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    table = bundle.catalog.iloc[rows].reset_index(drop=True)
+    return table[["id", "ra", "dec", *bundle.property_columns]]
+
+
+def neighbour_table(bundle, neighbours: Neighbours) -> pd.DataFrame:
+    """The neighbour results: rank, cosine similarity, then the source table."""
+    table = source_table(bundle, neighbours.rows)
+    table.insert(0, "cosine_similarity", np.round(neighbours.similarity.astype(float), 4))
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    return table.to_csv(index=False).encode("utf-8")
+
+
+def properties_table(bundle, row: int) -> pd.DataFrame:
+    """One source's position and properties as rows of (property, value, unit) for a detail panel."""
+    record = bundle.catalog.iloc[int(row)]
+    names = ["id", "ra", "dec", *bundle.property_columns]
+    units = {"ra": "deg", "dec": "deg"}
+    return pd.DataFrame({
+        "property": names,
+        "value": [_format_value(record[n]) for n in names],
+        "unit": [units.get(n) or bundle.column_unit(n) for n in names],
+    })
+
+
+def _format_value(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "—" if not np.isfinite(value) else f"{value:.6g}"
+    return "—" if value is None or value is pd.NA else str(value)
+
+
+@dataclass
+class NeighbourResult:
+    """Everything the pages show for one query source."""
+    row: int
+    neighbours: Neighbours
+    table: pd.DataFrame
+    gallery: str           # HTML
+
+
+def neighbour_result(bundle, row: int, k: int = DEFAULT_K, *, dedup_arcsec: float | None = None) -> NeighbourResult:
+    """A source's k nearest neighbours in the full embedding space, as a table and a gallery.
+
+    The query source leads the gallery (outlined), so the user sees what was matched.
+    """
+    neighbours = neighbours_of_row(bundle, row, k, dedup_arcsec=dedup_arcsec)
+    ids = bundle.catalog["id"].to_numpy()
+    items = [GalleryItem(bundle.thumbnails[row], str(ids[row]), ("query",), highlight=True)]
+    items += [GalleryItem(bundle.thumbnails[r], str(ids[r]), (f"cos {s:.3f}",))
+              for r, s in zip(neighbours.rows, neighbours.similarity)]
+    return NeighbourResult(int(row), neighbours, neighbour_table(bundle, neighbours), gallery_html(items))
+
+
+def selection_gallery(bundle, rows, cap: int = SELECTION_GALLERY_CAP) -> str:
+    """Thumbnails of the first ``cap`` selected sources."""
+    ids = bundle.catalog["id"].to_numpy()
+    return gallery_html([GalleryItem(bundle.thumbnails[r], str(ids[r])) for r in np.asarray(rows)[:cap]])
+
+
+def catalog_coords(bundle) -> SkyCoord:
+    return SkyCoord(bundle.catalog["ra"].to_numpy() * u.deg, bundle.catalog["dec"].to_numpy() * u.deg, frame="icrs")
+
+
+@dataclass(frozen=True)
+class SourceMatch:
+    row: int
+    separation_arcsec: float
+    within_radius: bool
+
+
+def nearest_source(catalog: SkyCoord, position: SkyCoord, radius_arcsec: float = MATCH_RADIUS_ARCSEC) -> SourceMatch:
+    """The catalogue source nearest to a position, and whether it lies within the radius.
+
+    ``catalog`` is :func:`catalog_coords` of the bundle; keep it between calls, since
+    astropy stores its KD-tree on it.
+    """
+    rows, separations, _ = position.match_to_catalog_sky(catalog)  # shape (1,) even for one position
+    arcsec = float(separations.to_value(u.arcsec).ravel()[0])
+    return SourceMatch(int(np.ravel(rows)[0]), arcsec, arcsec <= radius_arcsec)
+
+
+def format_separation(arcsec: float) -> str:
+    """An angle in the unit a reader expects: arcsec below 1′, arcmin below 1°, else degrees."""
+    if arcsec < 60:
+        return f"{arcsec:.2f}″"
+    if arcsec < 3600:
+        return f"{arcsec / 60:.2f}′"
+    return f"{arcsec / 3600:.2f}°"
+
+
+def format_position(position: SkyCoord) -> str:
+    """RA/Dec in sexagesimal and decimal degrees."""
+    icrs = position.icrs
+    return (f"{icrs.to_string('hmsdms', sep=':', precision=1)} "
+            f"({icrs.ra.deg:.5f}°, {icrs.dec.deg:+.5f}°)")

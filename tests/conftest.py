@@ -1,0 +1,23 @@
+"""Shared fixtures: a small real bundle for the explorer tests.
+
+``synthetic_bundle`` is written by :func:`explorer.bundle.write_bundle` from clustered
+synthetic data (benchmarks/synthetic.py) in about a second. Explorer tests that only need
+*a* bundle take ``explorer_bundle``, whose params can grow to include a bundle built by
+the real training pipeline.
+"""
+import pytest
+
+from benchmarks.synthetic import synthetic_bundle as build_synthetic_bundle
+from explorer.bundle import load_bundle
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle(tmp_path_factory):
+    """Path of a ~600-source bundle: morphology, las_arcsec, flux_mjy, z (some missing), bend_angle_deg (0 if straight)."""
+    return build_synthetic_bundle(tmp_path_factory.mktemp("bundles") / "synthetic", n=600, dim=32, seed=0)
+
+
+@pytest.fixture(scope="session", params=["synthetic_bundle"])
+def explorer_bundle(request):
+    """A loaded bundle for tests that hold for any bundle."""
+    return load_bundle(request.getfixturevalue(request.param))

@@ -1,0 +1,187 @@
+"""Streamlit AppTest of each page: colour columns, map selections, coordinate queries, bad input.
+
+AppTest cannot click a Plotly chart, so a selection is fed in the way the page receives it:
+the map's ``on_select`` callback stores ``views.focus_from_event(event)`` under
+``ui.FOCUS_KEY``; the test builds that from a real-shaped selection event.
+"""
+import base64
+import json
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import ui, views
+from explorer.bundle import load_bundle
+from explorer.figures import ROW, is_numeric
+from explorer.search import neighbours_of_row
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60
+
+
+@pytest.fixture
+def bundle(synthetic_bundle, monkeypatch):
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(Path(synthetic_bundle).parent))
+    return load_bundle(synthetic_bundle)
+
+
+def run_app(page=None, state=None) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    if page:
+        app.switch_page(page)
+    for key, value in (state or {}).items():
+        app.session_state[key] = value
+    return app.run() if page or state else app
+
+
+def assert_no_exception(app):
+    assert not app.exception, [e.value for e in app.exception]
+
+
+def map_traces(app) -> list[dict]:
+    (chart,) = app.get("plotly_chart")
+    return json.loads(chart.proto.spec)["data"]
+
+
+def decoded(array) -> np.ndarray:
+    """A Plotly typed array ({dtype, bdata, shape}) back to numpy."""
+    values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+    shape = array.get("shape")
+    return values.reshape([int(s) for s in str(shape).split(",")]) if shape else values
+
+
+def trace_rows(trace) -> np.ndarray:
+    return decoded(trace["customdata"])[:, ROW].astype(np.int64)
+
+
+def selectbox(app, label):
+    return next(w for w in app.sidebar.selectbox if w.label == label)
+
+
+def text_input(block, label):
+    return next(w for w in block.text_input if w.label == label)
+
+
+def event_for(bundle, *rows, box=False) -> dict:
+    """A selection event shaped like st.plotly_chart's (customdata arrives as {"0": row, "1": ra, ...})."""
+    points = [{"curve_number": 0, "point_index": i, "customdata": {"0": float(r), "1": float(bundle.catalog.ra[r])}}
+              for i, r in enumerate(rows)]
+    return {"selection": {"points": points, "point_indices": list(range(len(rows))),
+                          "box": [{"x": [0, 1], "y": [0, 1]}] if box else [], "lasso": []}}
+
+
+def test_without_a_bundle_the_app_says_how_to_build_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(tmp_path / "empty"))
+    app = run_app()
+    assert_no_exception(app)
+    message = app.info[0].value
+    assert "make run" in message and "python -m training.demo" in message and str(tmp_path / "empty") in message
+
+
+def test_explore_page_draws_the_map_coloured_by_any_column(bundle):
+    app = run_app()
+    assert_no_exception(app)
+    assert selectbox(app, "Bundle").value == Path(bundle.path)
+    categorical = next(c for c in bundle.property_columns if not is_numeric(bundle.catalog[c]))
+    assert selectbox(app, "Colour by").value == categorical
+    names = {t["name"] for t in map_traces(app)}
+    assert names == {f"{v} ({n:,})" for v, n in bundle.catalog[categorical].value_counts().items()}
+
+    numeric = "bend_angle_deg"
+    selectbox(app, "Colour by").set_value(numeric).run()
+    assert_no_exception(app)
+    assert any(t["marker"].get("showscale") for t in map_traces(app))
+    app.sidebar.toggle[0].set_value(True).run()  # log scale: zero bend angles drawn apart
+    assert_no_exception(app)
+    assert any(t["name"].startswith("bend_angle_deg ≤ 0 or missing (no log)") for t in map_traces(app))
+    assert all(t["marker"]["size"] == 4.0 for t in map_traces(app))
+
+
+def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
+    row, k = 77, 12
+    focus = views.focus_from_event(event_for(bundle, row), Path(bundle.path).resolve())
+    app = run_app(state={ui.FOCUS_KEY: focus})
+    assert_no_exception(app)
+    expected = neighbours_of_row(bundle, row, k)
+    expected_ids = bundle.catalog["id"].iloc[expected.rows].tolist()
+    (gallery,) = app.html
+    assert gallery.value.count("<figure") == k + 1
+    for source_id, similarity in zip(expected_ids, expected.similarity):
+        assert source_id in gallery.value and f"cos {similarity:.3f}" in gallery.value
+    traces = {t["name"]: t for t in map_traces(app)}
+    assert trace_rows(traces["selected source"]).tolist() == [row]
+    assert trace_rows(traces["nearest neighbours"]).tolist() == expected.rows.tolist()
+    assert app.image[0].captions == [bundle.catalog["id"].iat[row]] and app.get("download_button")
+    assert f"{k} nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
+
+    app.slider(key="explore.k").set_value(5).run()  # k is adjustable
+    assert app.html[0].value.count("<figure") == 6
+    app.toggle(key="explore.dedup").set_value(True).run()
+    assert_no_exception(app)
+    assert any("duplicates within 30″ merged" in c.value for c in app.caption)
+
+
+def test_a_box_selection_shows_a_capped_gallery_and_a_download(bundle):
+    rows = list(range(0, 300, 5))  # 60 sources, more than the gallery shows
+    focus = views.focus_from_event(event_for(bundle, *rows, box=True), Path(bundle.path).resolve())
+    app = run_app(state={ui.FOCUS_KEY: focus})
+    assert_no_exception(app)
+    assert app.subheader[0].value == f"Selection: {len(rows)} sources"
+    assert app.html[0].value.count("<figure") == views.SELECTION_GALLERY_CAP
+    assert any(f"first {views.SELECTION_GALLERY_CAP} of {len(rows)}" in c.value for c in app.caption)
+    assert app.get("download_button")
+    assert not any(t["name"] == "selected source" for t in map_traces(app))
+
+
+def test_a_bad_bundle_path_is_an_error_and_the_app_keeps_working(bundle, tmp_path):
+    app = run_app()
+    text_input(app.sidebar, "…or open a bundle folder").input(str(tmp_path / "nope")).run()
+    assert_no_exception(app)
+    assert "bundle folder not found" in app.sidebar.error[0].value
+    assert app.get("plotly_chart")  # still showing the listed bundle
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}")
+    text_input(app.sidebar, "…or open a bundle folder").input(str(broken)).run()
+    assert "is not a complete bundle: missing" in app.sidebar.error[0].value
+    assert app.get("plotly_chart")
+
+
+def test_similarity_search_finds_the_source_at_typed_coordinates(bundle):
+    row = 123
+    source = views.catalog_coords(bundle)[row]
+    typed = source.directional_offset_by(45 * u.deg, 2 * u.arcsec).to_string("hmsdms", sep=":", precision=3)
+    app = run_app(page=ui.SEARCH_PAGE)
+    text_input(app.main, "Sky position").input(typed).run()
+    assert_no_exception(app)
+    success = app.success[0].value
+    assert bundle.catalog["id"].iat[row] in success and "2.00″" in success
+    expected = neighbours_of_row(bundle, row, views.DEFAULT_K)
+    gallery = app.html[0].value
+    assert all(i in gallery for i in bundle.catalog["id"].iloc[expected.rows])
+    assert app.get("download_button")
+
+
+@pytest.mark.parametrize("typed, message", [
+    ("206.4 95", "out of range"),
+    ("25:00:00 +10:00:00", "out of range"),
+    ("not a position", "cannot read"),
+])
+def test_similarity_search_explains_bad_coordinates(bundle, typed, message):
+    app = run_app(page=ui.SEARCH_PAGE)
+    text_input(app.main, "Sky position").input(typed).run()
+    assert_no_exception(app)
+    assert message in app.error[0].value
+    assert not app.html
+
+
+def test_similarity_search_says_when_nothing_is_within_the_radius(bundle):
+    app = run_app(page=ui.SEARCH_PAGE)
+    text_input(app.main, "Sky position").input("0.0 -80.0").run()
+    assert_no_exception(app)
+    warning = app.warning[0].value
+    assert "Nothing within 10″" in warning and "the nearest catalogue source" in warning.lower()
+    assert not app.html

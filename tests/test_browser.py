@@ -1,0 +1,138 @@
+"""The real app in a real browser: ``streamlit run app.py`` on a free port, driven by headless Chromium.
+
+Clicking a WebGL point: plotly's scattergl hit-tests mouse events at the point's pixel,
+so the test reads the point's data coordinates from the plot and converts them with
+plotly's own axis mapping (``_fullLayout.xaxis.l2p``).
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from explorer import views
+from explorer.bundle import load_bundle
+from explorer.search import neighbours_of_row
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# The position of a trace's point in page pixels, and the bundle row it carries.
+POINT_ON_PAGE = """([trace, index]) => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const layout = plot._fullLayout, box = plot.getBoundingClientRect(), data = plot._fullData[trace];
+  return {x: box.left + layout._size.l + layout.xaxis.l2p(data.x[index]),
+          y: box.top + layout._size.t + layout.yaxis.l2p(data.y[index]),
+          row: Math.round(data.customdata[index][0])};
+}"""
+# A point with no other point within 12 px, so a click cannot land on a neighbour.
+ISOLATED_POINT = """() => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const layout = plot._fullLayout, data = plot._fullData[0];
+  const px = Array.from(data.x, v => layout.xaxis.l2p(v)), py = Array.from(data.y, v => layout.yaxis.l2p(v));
+  for (let i = 0; i < px.length; i++) {
+    let alone = true;
+    for (const t of plot._fullData) for (let j = 0; j < t.x.length && alone; j++) {
+      const dx = layout.xaxis.l2p(t.x[j]) - px[i], dy = layout.yaxis.l2p(t.y[j]) - py[i];
+      if ((t !== data || j !== i) && dx * dx + dy * dy < 144) alone = false;
+    }
+    if (alone) return i;
+  }
+  return -1;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(synthetic_bundle):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
+    port = free_port()
+    env = {**os.environ, "EXPLORER_BUNDLES": str(Path(synthetic_bundle).parent)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start:\n{server.stdout.read().decode()}") from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture
+def page(app_url):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1600})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(app_url)
+        yield page
+        browser.close()
+        assert not errors, errors
+
+
+def test_click_a_point_shows_its_neighbour_gallery(page, synthetic_bundle):
+    page.wait_for_selector(".js-plotly-plot .gl-container canvas", timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData?.length > 0")
+    index = page.evaluate(ISOLATED_POINT)
+    assert index >= 0
+    point = page.evaluate(POINT_ON_PAGE, [0, index])
+    page.mouse.move(point["x"], point["y"], steps=4)  # hover first, as a user does: plotly picks on hover
+    page.wait_for_selector(".js-plotly-plot .hoverlayer .hovertext", timeout=10_000)
+    page.mouse.click(point["x"], point["y"])
+
+    gallery = page.locator(".explorer-gallery figure")
+    k = views.DEFAULT_K
+    gallery.nth(k).wait_for(timeout=30_000)
+    assert gallery.count() == k + 1
+    bundle = load_bundle(synthetic_bundle)
+    expected = neighbours_of_row(bundle, point["row"], k)
+    captions = gallery.locator("figcaption b").all_inner_texts()
+    assert captions == [bundle.catalog["id"].iat[point["row"]], *bundle.catalog["id"].iloc[expected.rows]]
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData"
+                           ".some(t => t.name === 'nearest neighbours')")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "explore_click.png"), full_page=True)
+
+
+def test_coordinate_search_in_the_browser(page, synthetic_bundle):
+    bundle = load_bundle(synthetic_bundle)
+    row = 200
+    page.get_by_role("link", name="Similarity search").click()
+    box = page.get_by_label("Sky position")
+    box.wait_for(timeout=60_000)
+    box.fill(f"{bundle.catalog.ra[row]:.6f} {bundle.catalog.dec[row]:+.6f}")
+    box.press("Enter")
+    page.locator(".explorer-gallery figure").nth(views.DEFAULT_K).wait_for(timeout=30_000)
+    assert bundle.catalog["id"].iat[row] in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    box.fill("12 95")
+    box.press("Enter")
+    page.get_by_text("out of range").wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "search_bad_coordinates.png"), full_page=True)

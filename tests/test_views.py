@@ -1,0 +1,116 @@
+"""What the pages show, without Streamlit: selections, tables, CSV, neighbours, coordinate matches."""
+import io
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.coordinates import SkyCoord
+
+from explorer import views
+from explorer.bundle import load_bundle
+from explorer.figures import MapFigure, MapStyle
+from explorer.search import neighbours_of_row
+
+
+def click_event(*customdata_rows, box=(), lasso=()):
+    """A selection event as st.plotly_chart returns it (customdata serialised from a typed array)."""
+    points = [{"curve_number": 0, "point_number": i, "point_index": i, "x": 0.0, "y": 0.0,
+               "customdata": {str(j): float(v) for j, v in enumerate(row)}} for i, row in enumerate(customdata_rows)]
+    return {"selection": {"points": points, "point_indices": list(range(len(points))),
+                          "box": list(box), "lasso": list(lasso)}}
+
+
+def test_rows_come_from_customdata_of_any_trace(explorer_bundle):
+    figure = MapFigure(explorer_bundle).figure(MapStyle())
+    customdata = np.asarray(figure["data"][0]["customdata"])
+    event = click_event(customdata[17], customdata[3], customdata[17])
+    assert views.rows_from_event(event).tolist() == [17, 3]  # in order, without repeats
+    as_lists = {"selection": {"points": [{"customdata": [5.0, 1.0]}, {"customdata": 9}, {"x": 1}]}}
+    assert views.rows_from_event(as_lists).tolist() == [5, 9]
+    assert views.rows_from_event({}).tolist() == [] and views.rows_from_event(None).tolist() == []
+
+
+def test_a_click_is_a_source_a_drag_is_a_selection():
+    click = views.focus_from_event(click_event([4, 1, 2]), "/b")
+    assert click == views.Focus("/b", "source", (4,)) and click.row == 4
+    box = {"x": [0, 1], "y": [0, 1], "xref": "x", "yref": "y"}
+    one_in_box = views.focus_from_event(click_event([4, 1, 2], box=[box]), "/b")
+    assert one_in_box.kind == "selection" and one_in_box.rows == (4,)
+    lasso = views.focus_from_event(click_event([4], [8], lasso=[{"x": [0, 1, 1], "y": [0, 0, 1]}]), "/b")
+    assert lasso.kind == "selection" and lasso.rows == (4, 8)
+    assert views.focus_from_event(click_event(), "/b") is None  # a cleared selection clears the focus
+
+
+def test_selection_csv_has_id_position_and_properties(explorer_bundle):
+    rows = [12, 0, 5]
+    table = views.source_table(explorer_bundle, rows)
+    assert list(table.columns) == ["id", "ra", "dec", *explorer_bundle.property_columns]
+    back = pd.read_csv(io.BytesIO(views.csv_bytes(table)), dtype={"id": str})
+    assert back["id"].tolist() == explorer_bundle.catalog["id"].iloc[rows].tolist()
+    np.testing.assert_allclose(back[["ra", "dec"]].to_numpy(), explorer_bundle.catalog[["ra", "dec"]].iloc[rows])
+
+
+def test_neighbour_result_matches_the_index(explorer_bundle):
+    row, k = 10, 7
+    result = views.neighbour_result(explorer_bundle, row, k)
+    expected = neighbours_of_row(explorer_bundle, row, k)
+    np.testing.assert_array_equal(result.neighbours.rows, expected.rows)
+    assert row not in result.neighbours.rows and len(result.neighbours.rows) == k
+    assert result.table["rank"].tolist() == list(range(1, k + 1))
+    assert result.table["id"].tolist() == explorer_bundle.catalog["id"].iloc[expected.rows].tolist()
+    assert np.all(np.diff(result.table["cosine_similarity"]) <= 1e-6)
+    assert result.gallery.count("<figure") == k + 1 and 'class="query"' in result.gallery
+    for source_id, similarity in zip(result.table["id"], expected.similarity):
+        assert source_id in result.gallery and f"cos {similarity:.3f}" in result.gallery
+
+
+def test_deduplication_drops_the_second_catalogue_entry(synthetic_bundle):
+    bundle = load_bundle(synthetic_bundle)
+    original, duplicate = 39, 40  # benchmarks.synthetic: every 40th source re-catalogues the previous one 6" away
+    plain = views.neighbour_result(bundle, original, 5)
+    assert plain.neighbours.rows[0] == duplicate
+    merged = views.neighbour_result(bundle, original, 5, dedup_arcsec=views.DEDUP_RADIUS_ARCSEC)
+    assert duplicate not in merged.neighbours.rows and len(merged.neighbours.rows) == 5
+    assert bundle.catalog["id"].iat[duplicate] not in merged.gallery
+
+
+def test_selection_gallery_is_capped(explorer_bundle):
+    rows = np.arange(min(explorer_bundle.n, views.SELECTION_GALLERY_CAP + 10))
+    assert views.selection_gallery(explorer_bundle, rows).count("<figure") == views.SELECTION_GALLERY_CAP
+    assert views.selection_gallery(explorer_bundle, rows[:3]).count("<figure") == 3
+
+
+def test_properties_table_lists_values_with_units(explorer_bundle):
+    table = views.properties_table(explorer_bundle, 3)
+    assert table["property"].tolist()[:3] == ["id", "ra", "dec"]
+    assert table.set_index("property").loc["ra", "unit"] == "deg"
+    for column in explorer_bundle.property_columns:
+        assert table.set_index("property").loc[column, "unit"] == explorer_bundle.column_unit(column)
+    assert table.set_index("property").loc["id", "value"] == explorer_bundle.catalog["id"].iat[3]
+
+
+def test_nearest_source_within_and_beyond_the_radius(explorer_bundle):
+    sky = views.catalog_coords(explorer_bundle)
+    row = 25
+    source = sky[row]
+    near = source.directional_offset_by(30 * u.deg, 4 * u.arcsec)
+    match = views.nearest_source(sky, near)
+    assert match.row == row and match.within_radius
+    assert match.separation_arcsec == pytest.approx(4.0, abs=1e-3)
+    # 0.5 deg from every source of the footprint is "nothing within 10 arcsec"
+    far = SkyCoord(0 * u.deg, -80 * u.deg)
+    miss = views.nearest_source(sky, far, radius_arcsec=10)
+    assert not miss.within_radius
+    assert miss.separation_arcsec == pytest.approx(far.separation(sky).min().to_value(u.arcsec), rel=1e-6)
+    assert miss.row == int(np.argmin(far.separation(sky)))
+
+
+@pytest.mark.parametrize("arcsec, text", [(4.0, "4.00″"), (90.0, "1.50′"), (7200.0, "2.00°")])
+def test_separations_read_in_natural_units(arcsec, text):
+    assert views.format_separation(arcsec) == text
+
+
+def test_position_is_shown_in_sexagesimal_and_degrees():
+    text = views.format_position(SkyCoord("13h45m41.2s +23d22m53s"))
+    assert text.startswith("13:45:41.2 +23:22:53") and "(206.42167°, +23.38139°)" in text
