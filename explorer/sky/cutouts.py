@@ -351,3 +351,28 @@ class Hips2FitsProvider(NetworkProvider):
                 reason = f"HTTP {response.status_code}"
             raise InputError(f"hips2fits refused the request for {self.hips!r}: {reason}")
         return response.content
+
+
+# ---------------------------------------------------------------- choosing a provider
+
+SURVEY_HELP = ("a SkyView survey name (e.g. 'VLA FIRST (1.4 GHz)'), 'skyview:<survey>', "
+               "'hips:<HiPS id>' (e.g. hips:CDS/P/DSS2/color) or 'local:<folder of FITS images>'")
+
+
+def provider_for(survey: str, *, server: str | None = None, **options) -> CutoutProvider:
+    """The provider a survey string names (see :data:`SURVEY_HELP`).
+
+    ``server`` overrides the service address of a network provider; ``options`` are
+    ``timeout``, ``retries`` and ``cache_dir``.
+    """
+    survey = (survey or "").strip()
+    kind, sep, rest = survey.partition(":")
+    kind = kind.lower() if sep else ""
+    if kind in ("hips", "hips2fits"):
+        return Hips2FitsProvider(rest, url=server, **options)
+    if kind == "local":
+        return LocalFitsCollection(rest, cache_dir=options.get("cache_dir"))
+    name = rest.strip() if kind == "skyview" else survey
+    if not name:
+        raise InputError(f"no survey given; use {SURVEY_HELP}")
+    return SkyViewProvider(name, url=server, **options)
