@@ -17,6 +17,7 @@ it cannot use instead of failing.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -69,15 +70,17 @@ class BlankImageError(InputError):
     """An image with no finite pixel: survey services send these where they have no data."""
 
 
-def read_image(path: str | Path) -> tuple[np.ndarray, WCS, fits.Header]:
+def read_image(source: str | Path | bytes, *, name: str | None = None) -> tuple[np.ndarray, WCS, fits.Header]:
     """(pixels, celestial WCS, header) of the first image HDU with data.
 
+    ``source`` is a path (.fits or .fits.gz) or the bytes of an uncompressed FITS file
+    (``name`` then labels it in messages).
     Pixels are float32 [H, W], or [C, H, W] when the file has one non-degenerate
     non-celestial axis (a cube); degenerate frequency/Stokes axes are dropped.
     Every problem is an InputError naming the file.
     """
-    name = Path(path).name
-    with _fits_file(path) as hdul:
+    name = name or (Path(source).name if not isinstance(source, bytes) else "upload")
+    with _fits_file(source, name) as hdul:
         hdu = _first_image_hdu(hdul, name)
         data = np.asarray(hdu.data, dtype=np.float32)
         header = hdu.header
@@ -100,28 +103,30 @@ def read_image_header(path: str | Path) -> tuple[fits.Header, WCS]:
         with opener(path, "rb") as f:
             header = fits.Header.fromfile(f)
     if not _is_image(header):
-        with _fits_file(path) as hdul:
+        with _fits_file(path, path.name) as hdul:
             header = _first_image_hdu(hdul, path.name).header
     return header, header_wcs(header, path.name).celestial
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """Any failure while reading ``path`` becomes an InputError naming the file."""
+def _reading(path: Path | None, name: str | None = None) -> Iterator[None]:
+    """Any failure while reading becomes an InputError naming the file."""
+    name = name or path.name
     try:
         yield
     except InputError:
         raise
     except FileNotFoundError:
-        raise InputError(f"{path.name}: file not found ({path})") from None
+        raise InputError(f"{name}: file not found ({path})") from None
     except Exception as e:  # truncated gzip, bad padding, garbage bytes: astropy raises many types
-        raise InputError(f"{path.name}: not a readable FITS file ({type(e).__name__}: {e})") from None
+        raise InputError(f"{name}: not a readable FITS file ({type(e).__name__}: {e})") from None
 
 
 @contextmanager
-def _fits_file(path: str | Path) -> Iterator[fits.HDUList]:
-    path = Path(path)
-    with _reading(path), fits.open(path, memmap=False) as hdul:
+def _fits_file(source: str | Path | bytes, name: str) -> Iterator[fits.HDUList]:
+    in_memory = isinstance(source, bytes)
+    with _reading(None if in_memory else Path(source), name), \
+            fits.open(io.BytesIO(source) if in_memory else source, memmap=False) as hdul:
         yield hdul
 
 
