@@ -185,3 +185,14 @@ def test_similarity_search_says_when_nothing_is_within_the_radius(bundle):
     warning = app.warning[0].value
     assert "Nothing within 10″" in warning and "the nearest catalogue source" in warning.lower()
     assert not app.html
+
+
+def test_a_search_result_can_be_shown_on_the_map(bundle):
+    row = 321
+    app = run_app(page=ui.SEARCH_PAGE)
+    text_input(app.main, "Sky position").input(f"{bundle.catalog.ra[row]} {bundle.catalog.dec[row]}").run()
+    next(b for b in app.button if b.label == "Show on the map").click().run()
+    assert_no_exception(app)
+    traces = {t["name"]: t for t in map_traces(app)}  # now on the Explore page, the source highlighted
+    assert trace_rows(traces["selected source"]).tolist() == [row]
+    assert f"nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
