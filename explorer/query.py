@@ -1,0 +1,181 @@
+"""One-shot out-of-sample search: a position, an uploaded image or a fetched cutout as a query.
+
+The query image goes through exactly the bundle's path — :func:`explorer.preprocess.preprocess`
+with the manifest's parameters, then the bundle's encoder — and then FAISS finds its
+neighbours. Its place on the map is the similarity-weighted mean of its neighbours'
+positions (:func:`explorer.search.place_on_map`; umap's ``transform`` is far too slow).
+
+- :func:`query_by_coordinates`: a catalogue source within ``radius_arcsec`` answers with its
+  stored embedding; otherwise a cutout is fetched from a provider (:mod:`explorer.sky.cutouts`)
+  and embedded. Either way the nearest catalogue source and its separation are reported.
+- :func:`query_by_image`: an image (e.g. from :func:`explorer.sky.upload.read_uploaded_fits`).
+- :func:`source_links`: SIMBAD, NED and Legacy Survey viewer links for a position.
+
+Nothing here imports Streamlit; pages call these functions and show the results.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+from astropy.coordinates import SkyCoord
+from astropy.wcs import WCS
+
+from explorer.encoder import embed
+from explorer.errors import InputError
+from explorer.preprocess import as_nchw, preprocess
+from explorer.search import Neighbours, neighbours_of_vector, place_on_map
+from explorer.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
+
+DEFAULT_PIXEL_SCALE_ARCSEC = 1.8  # VLA FIRST, for bundles whose manifest does not say
+
+
+@dataclass
+class QueryResult:
+    vector: np.ndarray                  # [D] L2-normalised embedding of the query
+    neighbours: Neighbours
+    map_xy: np.ndarray                  # [2] placement on the bundle's map
+    origin: str                         # "catalogue", the provider's name, or "image"
+    position: SkyCoord | None = None    # the queried position (None for an image without WCS)
+    match: SourceMatch | None = None    # the nearest catalogue source and its separation
+    image: np.ndarray | None = None     # the cutout that was embedded (None: a stored embedding was used)
+    wcs: WCS | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    @property
+    def used_catalogue_source(self) -> bool:
+        return self.origin == "catalogue"
+
+
+def pixel_scale_arcsec(bundle) -> float:
+    """The pixel scale the bundle's encoder was trained at."""
+    return float(bundle.manifest.get("data", {}).get("pixel_scale_arcsec", DEFAULT_PIXEL_SCALE_ARCSEC))
+
+
+def cutout_geometry(bundle) -> tuple[float, int]:
+    """(size in arcsec, pixels) of the cutout a query needs: the centre crop the encoder sees."""
+    pixels = int(bundle.preprocessing().crop_pixels)
+    return pixels * pixel_scale_arcsec(bundle), pixels
+
+
+def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:
+    """The bundle encoder's L2-normalised [D] embedding of one image ([H, W] or [C, H, W], survey units)."""
+    params = bundle.preprocessing()
+    x = np.asarray(image, dtype=np.float32)
+    if x.ndim not in (2, 3):
+        raise InputError(f"expected one image of shape [H, W] or [C, H, W], got shape {x.shape}")
+    x = as_nchw(x if x.ndim == 2 else x[None])
+    channels = int(bundle.manifest["encoder"]["in_channels"])
+    if x.shape[1] != channels:
+        raise InputError(f"the image has {x.shape[1]} band(s) but the bundle's encoder takes {channels}")
+    if min(x.shape[-2:]) < params.crop_pixels:
+        raise InputError(f"the image is {x.shape[-1]}x{x.shape[-2]} px; the encoder needs at least "
+                         f"{params.crop_pixels}x{params.crop_pixels} px at {pixel_scale_arcsec(bundle):g}\"/px")
+    if not np.isfinite(x).any():
+        raise InputError("the image has no finite pixels")
+    return embed(bundle.encoder(), preprocess(x, params), params, progress=False)[0]
+
+
+def _search(bundle, vector: np.ndarray, k: int, *, exclude_row: int | None, dedup_arcsec: float | None,
+            position: SkyCoord | None) -> tuple[Neighbours, np.ndarray]:
+    radec = (float(position.icrs.ra.deg), float(position.icrs.dec.deg)) if position is not None else None
+    neighbours = neighbours_of_vector(bundle, vector, k, exclude_row=exclude_row, dedup_arcsec=dedup_arcsec,
+                                      query_radec=radec)
+    return neighbours, place_on_map(bundle.map_xy, neighbours.rows, neighbours.similarity)
+
+
+def query_by_image(bundle, image: np.ndarray, k: int, *, wcs: WCS | None = None,
+                   dedup_arcsec: float | None = None) -> QueryResult:
+    """Neighbours of an image the bundle has never seen (an upload, a cutout)."""
+    start = time.perf_counter()
+    vector = embed_cutout(bundle, image)
+    embedded = time.perf_counter()
+    position = None
+    if wcs is not None:
+        height, width = np.shape(image)[-2:]
+        position = wcs.pixel_to_world((width - 1) / 2, (height - 1) / 2).icrs
+    neighbours, xy = _search(bundle, vector, k, exclude_row=None, dedup_arcsec=dedup_arcsec, position=position)
+    timings = {"embed": embedded - start, "search": time.perf_counter() - embedded}
+    match = nearest_source(_catalog_coords(bundle), position) if position is not None else None
+    return QueryResult(vector, neighbours, xy, "image", position, match, np.asarray(image), wcs, timings)
+
+
+def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcsec: float = MATCH_RADIUS_ARCSEC, *,
+                         dedup_arcsec: float | None = None) -> QueryResult:
+    """Neighbours of whatever is at ``coord``: the catalogue source there, else a fetched cutout.
+
+    ``provider`` (see :mod:`explorer.sky.cutouts`) is only asked when no catalogue source lies
+    within ``radius_arcsec``; pass ``None`` to never fetch (then the answer is an InputError
+    saying nothing is within the radius).
+    """
+    start = time.perf_counter()
+    coord = coord.icrs
+    match = nearest_source(_catalog_coords(bundle), coord, radius_arcsec)
+    matched = time.perf_counter()
+    if match.within_radius:
+        vector = np.asarray(bundle.embeddings[match.row])
+        neighbours, xy = _search(bundle, vector, k, exclude_row=match.row, dedup_arcsec=dedup_arcsec,
+                                 position=coord)
+        return QueryResult(vector, neighbours, xy, "catalogue", coord, match,
+                           timings={"match": matched - start, "search": time.perf_counter() - matched})
+    if provider is None:
+        raise InputError(f"no catalogue source within {radius_arcsec:g}\" (nearest: {match.separation_arcsec:.1f}\"); "
+                         "choose a survey to fetch a cutout from")
+    size_arcsec, pixels = cutout_geometry(bundle)
+    image, wcs = provider.cutout(coord, size_arcsec, pixels)
+    fetched = time.perf_counter()
+    result = query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec)
+    result.origin, result.position, result.match = provider.name, coord, match
+    result.timings = {"match": matched - start, "cutout": fetched - matched, **result.timings}
+    return result
+
+
+_CATALOG_COORDS: dict[tuple, SkyCoord] = {}
+
+
+def _catalog_coords(bundle) -> SkyCoord:
+    """The bundle's positions, kept per bundle so astropy's KD-tree on them is built once."""
+    key = (str(bundle.path), bundle.manifest.get("created"), bundle.n)
+    if key not in _CATALOG_COORDS:
+        _CATALOG_COORDS.clear()  # one bundle at a time is open
+        _CATALOG_COORDS[key] = catalog_coords(bundle)
+    return _CATALOG_COORDS[key]
+
+
+def result_table(bundle, result: QueryResult) -> pd.DataFrame:
+    """The neighbour table (rank, similarity, id, ra, dec, properties) with SIMBAD/NED/Legacy Survey links."""
+    table = neighbour_table(bundle, result.neighbours)
+    links = [source_links(ra, dec) for ra, dec in zip(table["ra"], table["dec"])]
+    for name in ("simbad", "ned", "legacy_survey"):
+        table[name] = [link[name] for link in links]
+    return table
+
+
+# ---------------------------------------------------------------- links out
+
+def simbad_url(ra: float, dec: float, radius_arcsec: float = 10) -> str:
+    return "https://simbad.cds.unistra.fr/simbad/sim-coo?" + urlencode({
+        "Coord": f"{ra:.6f} {dec:+.6f}", "CooFrame": "ICRS", "CooEpoch": "2000", "CooEqui": "2000",
+        "Radius": f"{radius_arcsec:g}", "Radius.unit": "arcsec", "submit": "submit query"})
+
+
+def ned_url(ra: float, dec: float, radius_arcsec: float = 10) -> str:
+    return "https://ned.ipac.caltech.edu/cgi-bin/objsearch?" + urlencode({
+        "search_type": "Near Position Search", "in_csys": "Equatorial", "in_equinox": "J2000.0",
+        "lon": f"{ra:.6f}d", "lat": f"{dec:+.6f}d", "radius": f"{radius_arcsec / 60:.4g}", "out_csys": "Equatorial",
+        "out_equinox": "J2000.0", "obj_sort": "Distance to search center"})
+
+
+def legacy_survey_url(ra: float, dec: float, zoom: int = 15, layer: str = "ls-dr10") -> str:
+    return "https://www.legacysurvey.org/viewer?" + urlencode({
+        "ra": f"{ra:.6f}", "dec": f"{dec:+.6f}", "layer": layer, "zoom": zoom, "mark": f"{ra:.6f},{dec:+.6f}"})
+
+
+def source_links(ra: float, dec: float) -> dict[str, str]:
+    """Links to the position in SIMBAD, NED and the Legacy Survey viewer."""
+    if not (np.isfinite(ra) and np.isfinite(dec)):
+        return {"simbad": "", "ned": "", "legacy_survey": ""}
+    return {"simbad": simbad_url(ra, dec), "ned": ned_url(ra, dec), "legacy_survey": legacy_survey_url(ra, dec)}
