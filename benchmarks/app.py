@@ -19,13 +19,9 @@ import argparse
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,18 +34,13 @@ import plotly.tools
 from sklearn.decomposition import PCA
 from sklearn.neighbors import BallTree
 
+from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, streamlit_app
 from benchmarks.synthetic import synthetic_bundle
 from explorer import views
 from explorer.bundle import load_bundle
 from explorer.config import cache_dir
 from explorer.figures import MapFigure, MapStyle, focus_overlays
-from explorer.images import colour_table
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PAINTED = ("() => { const p = document.querySelector('.js-plotly-plot');"
-           " return !!(p && p._fullData && p._fullData.length && p.querySelector('.gl-container canvas')); }")
 TARGET_CLICK_MS = 300
 
 
@@ -183,45 +174,21 @@ def bench_map_paint(browser, bundle, repeats: int = 3) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_cold_start(browser, bundle_path: Path) -> dict:
     """streamlit run app.py -> health -> first map paint, then a reload with the server warm."""
-    port = free_port()
-    env = {**os.environ, "EXPLORER_BUNDLES": str(bundle_path.parent)}
     start = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError("streamlit exited before serving") from None
-                time.sleep(0.05)
+    with streamlit_app(bundle_path.parent) as url:
         ready = time.perf_counter() - start
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         page.goto(url, wait_until="commit")
-        page.wait_for_function(PAINTED, timeout=120_000, polling=20)
+        page.wait_for_function(MAP_PAINTED, timeout=120_000, polling=20)
         first_paint = time.perf_counter() - start
         reload_start = time.perf_counter()
         page.reload(wait_until="commit")
-        page.wait_for_function(PAINTED, timeout=120_000, polling=20)
+        page.wait_for_function(MAP_PAINTED, timeout=120_000, polling=20)
         warm = time.perf_counter() - reload_start
         page.close()
-        return {"server_ready_s": ready, "first_paint_s": first_paint, "warm_reload_s": warm}
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    return {"server_ready_s": ready, "first_paint_s": first_paint, "warm_reload_s": warm}
 
 
 def row(label: str, ours: str, baseline: str) -> None:

@@ -4,26 +4,18 @@ Clicking a WebGL point: plotly's scattergl hit-tests mouse events at the point's
 so the test reads the point's data coordinates from the plot and converts them with
 plotly's own axis mapping (``_fullLayout.xaxis.l2p``).
 """
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, REPO, streamlit_app
 from explorer import views
 from explorer.bundle import load_bundle
 from explorer.search import neighbours_of_row
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 # The position of a trace's point in page pixels, and the bundle row it carries.
 POINT_ON_PAGE = """([trace, index]) => {
   const plot = document.querySelector('.js-plotly-plot');
@@ -49,38 +41,12 @@ ISOLATED_POINT = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(synthetic_bundle):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
-    port = free_port()
-    env = {**os.environ, "EXPLORER_BUNDLES": str(Path(synthetic_bundle).parent)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start:\n{server.stdout.read().decode()}") from None
-                time.sleep(0.3)
+    with streamlit_app(Path(synthetic_bundle).parent) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 @pytest.fixture
@@ -98,8 +64,7 @@ def page(app_url):
 
 
 def test_click_a_point_shows_its_neighbour_gallery(page, synthetic_bundle):
-    page.wait_for_selector(".js-plotly-plot .gl-container canvas", timeout=60_000)
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData?.length > 0")
+    page.wait_for_function(MAP_PAINTED, timeout=60_000)
     index = page.evaluate(ISOLATED_POINT)
     assert index >= 0
     point = page.evaluate(POINT_ON_PAGE, [0, index])
