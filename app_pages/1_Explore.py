@@ -15,7 +15,7 @@ focus = ui.current_focus(loaded)
 result = ui.neighbour_result(loaded, focus.row, k, dedup_arcsec) if focus and focus.kind == "source" else None
 overlays = focus_overlays(result.row, result.neighbours.rows) if result else ()
 
-map_column, detail_column = st.columns([3, 1])
+map_column, detail_column = st.columns([2.8, 1.2])
 with map_column:
     st.plotly_chart(loaded.map.figure(context.style, overlays), key=ui.MAP_KEY,
                     on_select=partial(ui.on_map_select, loaded.path), selection_mode=("points", "box", "lasso"),
@@ -23,7 +23,7 @@ with map_column:
 with detail_column:
     if result:
         ui.source_panel(bundle, result.row)
-        st.button("Clear", on_click=st.session_state.pop, args=(ui.FOCUS_KEY, None), icon=":material/close:")
+        st.button("Clear", on_click=ui.clear_focus, icon=":material/close:")
     else:
         st.info("Click a source to see its nearest neighbours. Use box or lasso select (top-right of the map) "
                 "to pick a group and download it.", icon=":material/touch_app:")

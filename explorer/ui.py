@@ -59,7 +59,7 @@ def open_bundle(path: str | Path) -> Loaded:
     return _load(str(path), manifest.stat().st_mtime if manifest.is_file() else 0.0)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
+@st.cache_resource(max_entries=64, show_spinner=False)
 def _neighbour_result(key: tuple[str, float], row: int, k: int, dedup_arcsec: float | None) -> views.NeighbourResult:
     return views.neighbour_result(_load(*key).bundle, row, k, dedup_arcsec=dedup_arcsec)
 
@@ -133,6 +133,10 @@ def current_focus(loaded: Loaded) -> views.Focus | None:
 
 def focus_on_source(loaded: Loaded, row: int) -> None:
     st.session_state[FOCUS_KEY] = views.Focus(loaded.path, "source", (int(row),))
+
+
+def clear_focus() -> None:
+    st.session_state.pop(FOCUS_KEY, None)
 
 
 def on_map_select(path: str) -> None:
