@@ -1,0 +1,255 @@
+"""Label efficiency: test error against the number of training labels (paper 1's protocol).
+
+    python -m training.evaluate --bundle <B> --label-column <C> [--filter "confidence == 'confident'"]
+        [--test-data <DATA> | --test-fraction f] --labels 36,72,145,291,437,583,656,729 --seeds 10
+        --head linear|mlp|knn|finetune [--baseline-supervised] --out <DIR>
+
+For every seed, one stratified random ranking of the training pool gives nested label subsets
+(the 36 labels are inside the 72, ...); each (seed, labels) cell trains a head and scores it on a
+fixed held-out set: a stratified ``--test-fraction`` of the (filtered) labelled sources, or the
+labelled sources of ``--test-data``. ``--baseline-supervised`` adds the same architecture trained
+from scratch on the same labels. Finished cells are kept in ``<DIR>/cells.json``, so a rerun
+resumes. Outputs: ``results.json`` (mean and standard error per label count), ``learning_curve.png``
+and ``learning_curve.html``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from explorer.atomic import atomic_path, write_json
+from explorer.bundle import Bundle, load_bundle
+from explorer.encoder import embed, resolve_device
+from explorer.errors import InputError, cli_entry
+from explorer.headplots import learning_curve_figure
+from explorer.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
+    split_labels, summarise
+from explorer.preprocess import preprocess
+from training.data import load_data
+from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
+                               finetune, fresh_encoder, positive_int, predict_images, recipe_from)
+
+METHODS = (*HEAD_KINDS, "finetune")
+CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
+SUMMARY_METRICS = {"classification": ("error", "accuracy"), "regression": ("rmse", "mae", "r2", "intrinsic_scatter")}
+
+
+def parse_counts(text: str) -> list[int]:
+    try:
+        counts = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise InputError(f"--labels must be comma-separated integers, got {text!r}") from None
+    if not counts or counts[0] < 2:
+        raise InputError(f"--labels needs counts of at least 2, got {text!r}")
+    return counts
+
+
+def filter_rows(catalog: pd.DataFrame, expression: str | None) -> np.ndarray:
+    """Boolean mask of the rows a pandas query expression keeps (all rows without one)."""
+    if not expression:
+        return np.ones(len(catalog), dtype=bool)
+    try:
+        kept = catalog.eval(expression)
+    except Exception as e:  # pandas raises many kinds for a bad expression; the user needs the one line
+        raise InputError(f"--filter {expression!r} cannot be evaluated on the catalogue: {e}") from None
+    if not (isinstance(kept, pd.Series) and pd.api.types.is_bool_dtype(kept)):
+        raise InputError(f"--filter {expression!r} must give True/False per source, e.g. \"confidence == 'confident'\"")
+    if not kept.any():
+        raise InputError(f"--filter {expression!r} keeps no sources")
+    return kept.to_numpy(dtype=bool)
+
+
+@dataclass
+class HeldOut:
+    """The fixed test set: its targets, and its embeddings / images on demand."""
+    y: np.ndarray
+    features: np.ndarray | None = None      # frozen heads
+    images: torch.Tensor | None = None      # fine-tuning (preprocessed with a rotation margin)
+    rows: np.ndarray | None = None          # bundle rows, when the test set is part of the bundle
+    source: str = ""
+
+
+def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | None, *, need_images: bool,
+                      device) -> HeldOut:
+    """Labelled sources of another data spec, encoded with the bundle's encoder, classes mapped to the bundle's."""
+    data = load_data(spec, pixels=bundle.manifest.get("data", {}).get("pixels", 150),
+                     pixel_scale_arcsec=bundle.manifest.get("data", {}).get("pixel_scale_arcsec", 1.8))
+    labels = label_set(data.catalog, task.column, kind=task.kind, log=task.log,
+                       candidates=filter_rows(data.catalog, expression))
+    y = labels.y
+    if task.kind == "classification":
+        unknown = sorted(set(labels.task.classes) - set(task.classes))
+        if unknown:
+            raise InputError(f"--test-data has classes the bundle's labels lack: {', '.join(unknown)}")
+        y = np.searchsorted(np.asarray(task.classes), np.asarray(labels.task.classes)[labels.y])
+    params = bundle.preprocessing()
+    images = data.images[labels.rows]
+    if need_images:
+        return HeldOut(y, images=torch.from_numpy(preprocess(images, params, margin_for_rotation=True)), source=spec)
+    features = embed(bundle.encoder(), preprocess(images, params), params, device=device, desc="embedding test data")
+    return HeldOut(y, features=features, source=spec)
+
+
+class Evaluation:
+    """One label-efficiency study: its configuration, the finished cells, and how to run the rest."""
+
+    def __init__(self, args, bundle: Bundle):
+        self.args, self.bundle = args, bundle
+        self.out = Path(args.out)
+        self.counts = parse_counts(args.labels)
+        self.methods = [args.head] + (["supervised"] if args.baseline_supervised else [])
+        self.device = resolve_device(args.device)
+        self.needs_images = any(m in ("finetune", "supervised") for m in self.methods)
+        candidates = filter_rows(bundle.catalog, args.filter)
+        self.labels = label_set(bundle.catalog, args.label_column, kind=args.task, log=args.log, candidates=candidates,
+                                unit=bundle.column_unit(args.label_column))
+        if args.test_data:
+            self.pool = np.arange(len(self.labels))
+            self.test = external_test_set(args.test_data, bundle, self.labels.task, args.filter,
+                                          need_images=self.needs_images, device=self.device)
+        else:
+            self.pool, test = split_labels(self.labels, args.test_fraction, args.split_seed)
+            rows = self.labels.rows[test]
+            self.test = HeldOut(self.labels.y[test], features=np.asarray(bundle.embeddings)[rows], rows=rows,
+                                source=f"{args.test_fraction:g} of the labelled sources (split seed {args.split_seed})")
+        too_many = [c for c in self.counts if c > len(self.pool)]
+        if too_many:
+            raise InputError(f"only {len(self.pool)} labelled sources are available for training, fewer than the "
+                             f"requested {', '.join(map(str, too_many))}; lower --labels or --test-fraction")
+        self.config = {"bundle": str(Path(bundle.path).resolve()), "label_column": args.label_column,
+                       "filter": args.filter, "task": self.labels.task.to_dict(), "test": self.test.source,
+                       "test_size": int(len(self.test.y)), "pool_size": int(len(self.pool)), "labels": self.counts,
+                       "seeds": args.seeds, "methods": self.methods, "device": str(self.device),
+                       "weighted": not args.no_class_weights, "loss": args.loss, "alpha": args.alpha,
+                       "finetune": asdict(recipe_from(args)) if self.needs_images else None}
+        self.cells = self._resume()
+        self._images = None
+
+    def _resume(self) -> list[dict]:
+        path = self.out / CELLS_FILE
+        if not path.is_file():
+            return []
+        saved = json.loads(path.read_text())
+        comparable = {k: v for k, v in saved["config"].items() if k not in ("labels", "seeds", "methods", "device")}
+        mine = {k: v for k, v in self.config.items() if k not in ("labels", "seeds", "methods", "device")}
+        if comparable != mine:
+            raise InputError(f"{self.out} holds an evaluation with other settings; choose a new --out")
+        return saved["cells"]
+
+    def todo(self) -> list[tuple[str, int, int]]:
+        done = {(c["method"], c["seed"], c["labels"]) for c in self.cells}
+        return [(m, s, n) for s in range(self.args.seeds) for n in self.counts for m in self.methods
+                if (m, s, n) not in done]
+
+    def images(self) -> torch.Tensor:
+        if self._images is None:
+            self._images = bundle_images(self.bundle)
+        return self._images
+
+    def predict_test(self, method: str, train: np.ndarray, seed: int) -> Prediction:
+        """Train one cell's model on ``labels`` positions ``train`` and predict the held-out set."""
+        args = self.args
+        common = dict(weighted=not args.no_class_weights, loss=args.loss, alpha=args.alpha)
+        if method in HEAD_KINDS:
+            head = fit_head(method, self.bundle.embeddings, self.labels, train, device=args.device, seed=seed, **common)
+            return head.predict(self.test.features)
+        recipe = recipe_from(args, supervised=method == "supervised")
+        torch.manual_seed(seed)
+        encoder = fresh_encoder(self.bundle) if recipe.supervised else bundle_encoder(self.bundle, args.checkpoint)
+        model = build_model(encoder, self.labels, train, recipe)
+        images, params = self.images(), self.bundle.preprocessing()
+        finetune(model, images, params, self.labels, train, recipe, device=self.device, seed=seed, progress=False,
+                 **common)
+        if self.test.rows is not None:
+            return predict_images(model, images, params, self.test.rows, self.labels.task, device=self.device)
+        return predict_images(model, self.test.images, params, np.arange(len(self.test.y)), self.labels.task,
+                              device=self.device)
+
+    def run(self) -> None:
+        todo = self.todo()
+        if self.cells:
+            print(f"resuming: {len(self.cells)} cell(s) done, {len(todo)} to go")
+        held_out = LabelSet(self.labels.task, np.arange(len(self.test.y)), self.test.y)
+        for method, seed, count in tqdm(todo, desc="label-efficiency cells", unit="cell"):
+            train = budget_subset(self.labels, self.pool, count, seed)
+            metrics = score(held_out, np.arange(len(self.test.y)), self.predict_test(method, train, seed))
+            self.cells.append({"method": method, "seed": seed, "labels": count, "metrics": metrics})
+            write_json(self.out / CELLS_FILE, {"config": self.config, "cells": self.cells})
+
+    def results(self) -> dict:
+        metrics = SUMMARY_METRICS[self.labels.task.kind]
+        curves = {m: summarise([c for c in self.cells if c["method"] == m and c["labels"] in self.counts
+                                and c["seed"] < self.args.seeds], metrics) for m in self.methods}
+        return {"config": self.config, "metric": headline(self.labels.task)[0],
+                "standard_error": "std over seeds (ddof 1) / sqrt(seeds)", "curves": curves}
+
+
+def write_plots(results: dict, out: Path, task: Task) -> None:
+    """learning_curve.png (matplotlib) and learning_curve.html (plotly) of the headline metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric, label = headline(task)
+    scale = 100.0 if metric == "error" else 1.0
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for method, rows in results["curves"].items():
+        x = [r["labels"] for r in rows]
+        y = [np.nan if r[metric] is None else r[metric] * scale for r in rows]
+        err = [0.0 if r[f"{metric}_se"] is None else r[f"{metric}_se"] * scale for r in rows]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+    ax.set_xlabel("training labels")
+    ax.set_ylabel(f"{label.replace('test error', 'test error (%)')}")
+    ax.set_title(f"{task.target}: mean ± standard error over seeds")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(out / "learning_curve.png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    with atomic_path(out / "learning_curve.html") as tmp:
+        learning_curve_figure(results["curves"], task).write_html(tmp, include_plotlyjs=True)
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--label-column", required=True)
+    parser.add_argument("--filter", help="pandas expression selecting the sources, e.g. \"confidence == 'confident'\"")
+    test = parser.add_mutually_exclusive_group()
+    test.add_argument("--test-data", help="a FITS catalogue directory or sim: spec whose labelled sources are the test set")
+    test.add_argument("--test-fraction", type=float, default=0.2, help="stratified held-out part of the labels")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fixed held-out split")
+    parser.add_argument("--labels", required=True, help="comma-separated label counts, e.g. 36,72,145,291")
+    parser.add_argument("--seeds", type=positive_int, default=10)
+    parser.add_argument("--head", required=True, choices=METHODS)
+    parser.add_argument("--baseline-supervised", action="store_true", help="also train the architecture from scratch")
+    parser.add_argument("--checkpoint", help="training run or checkpoint.pt for fine-tuning (checked by sha256)")
+    parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
+    add_task_arguments(parser)
+    args = parser.parse_args(argv)
+    bundle = load_bundle(args.bundle)
+    evaluation = Evaluation(args, bundle)
+    evaluation.run()
+    results = evaluation.results()
+    write_json(evaluation.out / RESULTS_FILE, results)
+    write_plots(results, evaluation.out, evaluation.labels.task)
+    metric = results["metric"]
+    for method, rows in results["curves"].items():
+        shown = ", ".join(f"{r['labels']}: {r[metric]:.4f}" + (f"±{r[metric + '_se']:.4f}" if r[metric + '_se'] else "")
+                          for r in rows)
+        print(f"{method} {metric}: {shown}")
+    print(f"results: {evaluation.out / RESULTS_FILE}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""Fine-tune a bundle's encoder on its labels (paper 1, Table 4), or train the same network from scratch.
+
+    python -m training.finetune --bundle B --label-column C --labels N --out-name NAME [--device auto]
+
+Recipe: the last n ResNet stages are unfrozen (default 1) with layer-wise lr decay rho (default
+0.75): lr_i = lr * rho^i, i counted from the head (head 0, layer4 1, layer3 2, layer2 3, layer1 4,
+stem 5); AdamW, lr = 1e-3 * batch / 256, batch 64, weight decay 0.005, cosine schedule; paper 1's
+fine-tune augmentations (rotation, centre crop, random resized crop 0.9-1.0, flips). Frozen stages
+stay in eval mode, so their BatchNorm statistics do not move. ``--supervised`` is the baseline:
+the same architecture and labels, random initialisation, every stage trained, no decay.
+
+The images come from the bundle's data spec (``manifest["data"]["spec"]``), the encoder from the
+bundle (or ``--checkpoint``, checked against the manifest's sha256). The head goes to
+``<bundle>/heads/NAME/`` and predictions for every source to ``<bundle>/predictions/NAME.parquet``.
+Progress is written to ``<bundle>/jobs/NAME.json`` (state, epoch, total, metrics) for the app to
+poll; SIGTERM cancels cleanly (state "cancelled", nothing half-written, exit status 143).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from explorer.atomic import write_json
+from explorer.bundle import Bundle, load_bundle
+from explorer.encoder import build_encoder, resolve_device, sha256_file
+from explorer.errors import InputError, cli_entry
+from explorer.jobs import JOBS_DIR
+from explorer.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
+                            prepare, publish, score)
+from explorer.preprocess import Preprocessing, encoder_input, preprocess
+from training.augment import AugmentConfig, augment
+from training.data import load_data
+from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
+
+STAGES = ("layer4", "layer3", "layer2", "layer1", "stem")   # from the head outwards
+CANCELLED_EXIT = 128 + signal.SIGTERM
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    stages: int = 1               # last n ResNet stages unfrozen (0: only the head trains)
+    lr_decay: float = 0.75        # rho
+    base_lr: float = 1e-3         # lr = base_lr * batch_size / 256
+    batch_size: int = 64
+    weight_decay: float = 0.005
+    epochs: int = 300
+    supervised: bool = False      # the from-scratch baseline: random init, all stages, no decay
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size / 256
+
+    @property
+    def trainable(self) -> int:
+        return len(STAGES) if self.supervised else self.stages
+
+    @property
+    def decay(self) -> float:
+        return 1.0 if self.supervised else self.lr_decay
+
+
+def resnet_stages(encoder: nn.Module) -> dict[str, nn.Module]:
+    """A torchvision ResNet's stages in forward order: stem, layer1 .. layer4."""
+    stem = nn.Sequential(encoder.conv1, encoder.bn1, encoder.relu, encoder.maxpool)
+    return {"stem": stem, **{f"layer{i}": getattr(encoder, f"layer{i}") for i in range(1, 5)}}
+
+
+class FinetuneModel(nn.Module):
+    """Encoder stages, global average pooling and a linear head; the first stages can be frozen."""
+
+    def __init__(self, encoder: nn.Module, outputs: int, trainable: int):
+        super().__init__()
+        if not 0 <= trainable <= len(STAGES):
+            raise InputError(f"--stages must be between 0 and {len(STAGES)}, got {trainable}")
+        stages = resnet_stages(encoder)
+        self.stages = nn.ModuleDict(stages)
+        self.frozen = list(stages)[:len(STAGES) - trainable]
+        last = encoder.layer4[-1]  # BasicBlock ends in conv2, Bottleneck in conv3
+        self.head = nn.Linear((last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels, outputs)
+        self.register_buffer("target_mean", torch.zeros(1))
+        self.register_buffer("target_std", torch.ones(1))
+        for name in self.frozen:
+            self.stages[name].requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name, stage in self.stages.items():
+            if name in self.frozen:
+                with torch.no_grad():
+                    x = stage(x)
+            else:
+                x = stage(x)
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in self.frozen:  # frozen BatchNorm keeps the pre-trained statistics
+            self.stages[name].eval()
+        return self
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The tensors training changed: the head, the unfrozen stages, the target scaling."""
+        return {k: v for k, v in self.state_dict().items()
+                if not any(k.startswith(f"stages.{name}.") for name in self.frozen)}
+
+
+def layerwise_param_groups(model: FinetuneModel, lr: float, decay: float) -> list[dict]:
+    """One optimiser group per trainable part: lr_i = lr * decay^i, i = 0 for the head, 1 for layer4, ..."""
+    groups = [{"name": "head", "params": list(model.head.parameters()), "lr": lr, "peak_lr": lr}]
+    for i, name in enumerate(STAGES, start=1):
+        if name not in model.frozen:
+            rate = lr * decay ** i
+            groups.append({"name": name, "params": list(model.stages[name].parameters()), "lr": rate, "peak_lr": rate})
+    return groups
+
+
+def build_model(encoder: nn.Module, labels: LabelSet, train: np.ndarray, recipe: FinetuneRecipe) -> FinetuneModel:
+    """A fine-tune model around a copy of ``encoder`` (the caller's stays untouched)."""
+    model = FinetuneModel(copy.deepcopy(encoder), outputs_for(labels.task), recipe.trainable)
+    if labels.task.kind == "regression":
+        y = labels.y[train]
+        model.target_mean.fill_(float(y.mean()))
+        model.target_std.fill_(max(float(y.std()), 1e-12))
+    return model
+
+
+def fresh_encoder(bundle: Bundle) -> nn.Module:
+    """A randomly initialised encoder of the bundle's architecture: the supervised baseline's start."""
+    enc = bundle.manifest.get("encoder", {})
+    try:
+        return build_encoder(enc.get("architecture", "resnet18"), int(enc.get("in_channels", 1)))[0]
+    except ValueError as e:
+        raise InputError(f"bundle {bundle.name!r}: {e}") from None
+
+
+def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, labels: LabelSet, train: np.ndarray,
+             recipe: FinetuneRecipe, *, device: torch.device, seed: int = 0, weighted: bool = True, loss: str = "mse",
+             alpha: float = 1.0, on_epoch: Callable[[int, int, float], None] | None = None,
+             cancel: threading.Event | None = None, progress: bool = True) -> list[float]:
+    """Train ``model`` on the preprocessed images of ``labels.rows[train]``; returns the loss per epoch.
+
+    ``images`` are the bundle's preprocessed images with a rotation margin, indexed by bundle row.
+    """
+    rows = torch.from_numpy(labels.rows[train])
+    if labels.task.kind == "classification":
+        targets = torch.from_numpy(labels.y[train])
+    else:
+        targets = ((torch.from_numpy(labels.y[train]) - model.target_mean.double()) / model.target_std.double()).float()
+    loss_fn = loss_function(labels.task, labels.y[train], weighted=weighted, loss=loss, alpha=alpha, device=device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(layerwise_param_groups(model, recipe.lr, recipe.decay), lr=recipe.lr,
+                                  weight_decay=recipe.weight_decay)
+    aug = AugmentConfig.finetune(params.crop_pixels, params.input_pixels)
+    n = len(rows)
+    batch_size = min(recipe.batch_size, n)
+    steps_per_epoch = max(1, n // batch_size)   # whole batches only: BatchNorm dislikes a batch of one
+    total_steps = recipe.epochs * steps_per_epoch
+    views = torch.Generator(device=device).manual_seed(seed)
+    step, history = 0, []
+    bar = tqdm(range(recipe.epochs), desc="fine-tuning", unit="epoch", disable=not progress)
+    for epoch in bar:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        model.train()
+        total = 0.0
+        for i in range(steps_per_epoch):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total_steps, 0, group["peak_lr"])
+            batch = order[i * batch_size:(i + 1) * batch_size]
+            x = images[rows[batch]].to(device, non_blocking=True)
+            with torch.no_grad():
+                x = augment(x, aug, views)
+            value = loss_fn(model(x), targets[batch].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            step += 1
+            total += float(value.detach())
+        history.append(total / steps_per_epoch)
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, recipe.epochs, history[-1])
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_images(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, rows: np.ndarray, task, *,
+                   device: torch.device, batch_size: int = 256, progress: bool = False) -> Prediction:
+    """The model's prediction for the images at bundle ``rows`` (centre crop, no augmentation)."""
+    model.to(device).eval()
+    outs = []
+    for start in tqdm(range(0, len(rows), batch_size), desc="predicting", unit="batch", disable=not progress):
+        x = encoder_input(images[torch.from_numpy(rows[start:start + batch_size])], params).to(device)
+        outs.append(model(x).float().cpu())
+    out = torch.cat(outs) if outs else torch.zeros((0, outputs_for(task)))
+    if task.kind == "classification":
+        return Prediction(task, proba=torch.softmax(out, 1).numpy())
+    return Prediction(task, value=(out[:, 0].double() * model.target_std.double().cpu()
+                                   + model.target_mean.double().cpu()).numpy())
+
+
+def bundle_images(bundle: Bundle, *, progress: bool = True) -> torch.Tensor:
+    """The bundle's images, preprocessed with a rotation margin, row-aligned with the bundle."""
+    data = bundle.manifest.get("data", {})
+    spec = data.get("spec")
+    if not spec:
+        raise InputError(f"bundle {bundle.name!r} does not record its data spec, so its images cannot be reloaded")
+    source = load_data(spec, pixels=data.get("pixels", 150), pixel_scale_arcsec=data.get("pixel_scale_arcsec", 1.8),
+                       progress=progress)
+    position = {str(i): k for k, i in enumerate(source.catalog["id"].astype(str))}
+    ids = bundle.catalog["id"].astype(str)
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise InputError(f"{len(missing)} bundle source(s) are not in the data {spec!r} (e.g. {missing[0]}); "
+                         "the bundle was built from other data")
+    images = source.images[[position[i] for i in ids]]
+    return torch.from_numpy(preprocess(images, bundle.preprocessing(), margin_for_rotation=True))
+
+
+def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.Module:
+    """The bundle's encoder, or a checkpoint's after checking it is the one the bundle was built with."""
+    if checkpoint is None:
+        return bundle.encoder()
+    checkpoint = Path(checkpoint)
+    path = checkpoint / "checkpoint.pt" if checkpoint.is_dir() else checkpoint
+    if not path.is_file():
+        raise InputError(f"no checkpoint at {path}")
+    expected = bundle.manifest.get("encoder", {}).get("checkpoint_sha256")
+    actual = sha256_file(path)
+    if expected != actual:
+        raise InputError(f"checkpoint {path} (sha256 {actual[:12]}…) is not the encoder of bundle {bundle.name!r} "
+                         f"(sha256 {str(expected)[:12]}…); use that run's checkpoint or none")
+    return encoder_from_checkpoint(load_checkpoint(path))[0]
+
+
+class JobFile:
+    """``<bundle>/jobs/<name>.json``: the state of a run, rewritten atomically for the app to poll."""
+
+    def __init__(self, bundle_path: str | Path, name: str):
+        self.path = Path(bundle_path) / JOBS_DIR / f"{name}.json"
+        self.state = {"name": name, "pid": os.getpid(), "state": "starting", "epoch": 0, "total": 0,
+                      "metrics": {}, "message": "", "started": _now()}
+
+    def update(self, **changes) -> None:
+        self.state.update(changes, updated=_now())
+        write_json(self.path, self.state)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe, *, checkpoint=None,
+                 cancel: threading.Event | None = None, progress: bool = True) -> dict:
+    """Fine-tune (or train from scratch), score on the held-out labels, and publish into the bundle."""
+    check_name(spec.name)
+    job = JobFile(bundle_path, spec.name)
+    job.update(state="loading", message="reading labels and images")
+    try:
+        bundle = load_bundle(bundle_path)
+        split = prepare(bundle.catalog, spec, bundle.column_unit(spec.column))
+        device = resolve_device(spec.device)
+        encoder = fresh_encoder(bundle) if recipe.supervised else bundle_encoder(bundle, checkpoint)
+        images = bundle_images(bundle, progress=progress)
+        params = bundle.preprocessing()
+        torch.manual_seed(spec.seed)
+        model = build_model(encoder, split.labels, split.train, recipe)
+        t0 = time.perf_counter()
+        job.update(state="running", total=recipe.epochs, message="training")
+        finetune(model, images, params, split.labels, split.train, recipe, device=device, seed=spec.seed,
+                 weighted=spec.weighted, loss=spec.loss, alpha=spec.alpha, cancel=cancel, progress=progress,
+                 on_epoch=lambda epoch, total, loss: job.update(epoch=epoch, total=total, loss=loss))
+        seconds = time.perf_counter() - t0
+        job.update(state="predicting", message="predicting every source")
+        task = split.labels.task
+        test_rows = split.labels.rows[split.test]
+        metrics = score(split.labels, split.test, predict_images(model, images, params, test_rows, task, device=device)) \
+            if len(split.test) else {}
+        prediction = predict_images(model, images, params, np.arange(bundle.n), task, device=device, progress=progress)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        meta = {"kind": "supervised" if recipe.supervised else "finetune", "dim": int(model.head.in_features),
+                "config": {**asdict(recipe), "lr": recipe.lr, "seconds": round(seconds, 1), "device": str(device),
+                           "encoder": bundle.manifest.get("encoder", {}).get("architecture"),
+                           "encoder_sha256": bundle.manifest.get("encoder", {}).get("checkpoint_sha256")}}
+        publish(bundle, spec, split, prediction, model.trained_state(), meta, metrics, [])
+    except Cancelled:
+        job.update(state="cancelled", message="cancelled; nothing was written")
+        raise
+    except InputError as e:
+        job.update(state="failed", message=str(e))
+        raise
+    except Exception as e:  # the app shows the job file: say what broke there too
+        job.update(state="failed", message=f"{type(e).__name__}: {e}")
+        raise
+    job.update(state="done", metrics=metrics, message=f"trained in {seconds:.0f} s")
+    return metrics
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``training.evaluate``: the task, the loss and the fine-tune recipe."""
+    parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
+    parser.add_argument("--log", action="store_true", help="regress log10 of a positive quantity")
+    parser.add_argument("--loss", default="mse", choices=("mse", "mse+scatter"), help="regression loss")
+    parser.add_argument("--alpha", type=float, default=1.0, help="weight of std(|y - y_hat|) in mse+scatter")
+    parser.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy (no imbalance weights)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--stages", type=int, default=1, help="last n ResNet stages to fine-tune (0-5)")
+    parser.add_argument("--lr-decay", type=float, default=0.75, help="layer-wise lr decay rho")
+    parser.add_argument("--epochs", type=positive_int, help="fine-tune epochs (default 300, paper 1)")
+
+
+def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
+    return FinetuneRecipe(stages=args.stages, lr_decay=args.lr_decay, epochs=args.epochs or FinetuneRecipe.epochs,
+                          supervised=supervised)
+
+
+@cli_entry
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--label-column", required=True)
+    parser.add_argument("--labels", type=positive_int, help="training labels (default: all outside the held-out part)")
+    parser.add_argument("--out-name", required=True, help="name of the head and its prediction columns")
+    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out part of the labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", help="training run or checkpoint.pt (checked against the bundle's sha256)")
+    parser.add_argument("--supervised", action="store_true", help="train from scratch (the supervised baseline)")
+    add_task_arguments(parser)
+    args = parser.parse_args(argv)
+    spec = HeadSpec(column=args.label_column, name=args.out_name, head="supervised" if args.supervised else "finetune",
+                    task=args.task, log=args.log, budget=args.labels, test_fraction=args.test_fraction, seed=args.seed,
+                    device=args.device, weighted=not args.no_class_weights, loss=args.loss, alpha=args.alpha,
+                    curve_points=0)
+    cancel = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    try:
+        metrics = run_finetune(args.bundle, spec, recipe_from(args, supervised=args.supervised),
+                               checkpoint=args.checkpoint, cancel=cancel)
+    except Cancelled:
+        print("cancelled: nothing was written", flush=True)
+        raise SystemExit(CANCELLED_EXIT)
+    shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
+    print(f"{spec.name}: {shown}; head and predictions written into {args.bundle}")
+
+
+if __name__ == "__main__":
+    main()
