@@ -4,6 +4,7 @@ from functools import partial
 import streamlit as st
 
 from explorer import ui, views
+from explorer.export import to_csv_bytes
 from explorer.figures import focus_overlays
 
 context = ui.context()
@@ -36,5 +37,5 @@ elif focus:
     if len(rows) > views.SELECTION_GALLERY_CAP:
         st.caption(f"Showing the first {views.SELECTION_GALLERY_CAP} of {len(rows):,}; the CSV has all of them.")
     st.html(views.selection_gallery(bundle, rows))
-    st.download_button("Download selection (CSV)", views.csv_bytes(views.source_table(bundle, rows)),
+    st.download_button("Download selection (CSV)", to_csv_bytes(views.source_table(bundle, rows)),
                        file_name="selection.csv", mime="text/csv", icon=":material/download:")

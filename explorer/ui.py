@@ -15,6 +15,7 @@ from explorer import views
 from explorer.bundle import Bundle, list_bundles, load_bundle
 from explorer.config import bundles_dir
 from explorer.errors import InputError
+from explorer.export import to_csv_bytes
 from explorer.figures import MapFigure, MapStyle, is_numeric
 from explorer.images import to_rgb
 
@@ -171,7 +172,7 @@ def neighbour_panel(loaded: Loaded, row: int, k: int, dedup_arcsec: float | None
     st.subheader(f"{found} nearest neighbours of {source_id}")
     st.caption(f"Cosine similarity in the full {loaded.bundle.dim}-d embedding space{note}.")
     st.html(result.gallery)
-    st.download_button("Download neighbours (CSV)", views.csv_bytes(result.table), file_name=f"neighbours_{source_id}.csv",
+    st.download_button("Download neighbours (CSV)", to_csv_bytes(result.table), file_name=f"neighbours_{source_id}.csv",
                        mime="text/csv", key=f"{key}.csv", icon=":material/download:")
     with st.expander("Neighbour table"):
         st.dataframe(result.table, hide_index=True, width="stretch")

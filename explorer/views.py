@@ -85,10 +85,6 @@ def neighbour_table(bundle, neighbours: Neighbours) -> pd.DataFrame:
     return table
 
 
-def csv_bytes(table: pd.DataFrame) -> bytes:
-    return table.to_csv(index=False).encode("utf-8")
-
-
 def properties_table(bundle, row: int) -> pd.DataFrame:
     """One source's position and properties as rows of (property, value, unit) for a detail panel."""
     record = bundle.catalog.iloc[int(row)]

@@ -9,6 +9,7 @@ from astropy.coordinates import SkyCoord
 
 from explorer import views
 from explorer.bundle import load_bundle
+from explorer.export import to_csv_bytes
 from explorer.figures import MapFigure, MapStyle
 from explorer.search import neighbours_of_row
 
@@ -46,7 +47,7 @@ def test_selection_csv_has_id_position_and_properties(explorer_bundle):
     rows = [12, 0, 5]
     table = views.source_table(explorer_bundle, rows)
     assert list(table.columns) == ["id", "ra", "dec", *explorer_bundle.property_columns]
-    back = pd.read_csv(io.BytesIO(views.csv_bytes(table)), dtype={"id": str})
+    back = pd.read_csv(io.BytesIO(to_csv_bytes(table)), dtype={"id": str})
     assert back["id"].tolist() == explorer_bundle.catalog["id"].iloc[rows].tolist()
     np.testing.assert_allclose(back[["ra", "dec"]].to_numpy(), explorer_bundle.catalog[["ra", "dec"]].iloc[rows])
 
