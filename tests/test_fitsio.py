@@ -3,7 +3,6 @@ import gzip
 import re
 import warnings
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
 import pytest

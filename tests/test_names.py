@@ -63,5 +63,7 @@ def test_position_of_reads_coordinates_locally_and_names_remotely(server, tmp_pa
     assert position_of("3C 273", cache_dir=tmp_path).separation(
         SkyCoord(*SESAME_NAMES["3c 273"], unit="deg")).arcsec < 0.01
     assert server.hits["sesame"] == 1
+    assert position_of("M 31", cache_dir=tmp_path).separation(  # letters of h/m/s/d alone do not make coordinates
+        SkyCoord(*SESAME_NAMES["m 31"], unit="deg")).arcsec < 0.01
     with pytest.raises(InputError, match="no coordinates given"):
         position_of("   ", cache_dir=tmp_path)

@@ -147,7 +147,7 @@ class LocalFitsCollection(CutoutProvider):
         for i in near[np.argsort(separation[near])]:
             path = Path(table["file"].iat[i])
             try:
-                header, wcs = read_image_header(path)
+                _, wcs = read_image_header(path)
             except InputError:
                 continue
             x, y = wcs.world_to_pixel(coord)
@@ -159,11 +159,11 @@ class LocalFitsCollection(CutoutProvider):
     def cutout(self, coord: SkyCoord, size_arcsec: float, pixels: int) -> tuple[np.ndarray, WCS]:
         _check_request(size_arcsec, pixels)
         for path in self.covering(coord):
-            data, wcs, _ = read_image(path)
             try:
+                data, wcs, _ = read_image(path)
                 return cutout_with_wcs(data, wcs, coord, pixels, size_arcsec / pixels)
             except InputError:
-                continue  # only blank pixels there; another image may have data
+                continue  # an unreadable file, or only blank pixels there: another image may serve
         raise InputError(f"no coverage at this position in {self.name} {_where(coord)}")
 
 

@@ -27,7 +27,7 @@ from explorer.sky.coords import parse_coordinates
 from explorer.sky.network import Offline, Timeout, env_urls, with_retries
 
 OFFLINE_MESSAGE = "offline: cannot resolve names; enter coordinates"
-_COORDINATE_TEXT = re.compile(r"[\d\s.,:;+\-hmsdHMSD°'\"′″\u2212]+")
+_COORDINATE_TEXT = re.compile(r"[\d+\-.\u2212][\d\s.,:;+\-hmsd°'\"′″\u2212]*")  # "M 31" is a name
 
 
 class _UnknownName(Exception):
