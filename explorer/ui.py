@@ -19,11 +19,11 @@ from explorer.export import to_csv_bytes
 from explorer.figures import MapFigure, MapStyle, is_numeric
 from explorer.images import to_rgb
 
-CONTEXT_KEY = "explorer.context"   # this run's bundle and map style, set by app.py for the pages
 FOCUS_KEY = "explore.focus"        # views.Focus: the clicked source or box/lasso selection
 MAP_KEY = "explore.map"            # the map's selection state (read-only, owned by st.plotly_chart)
-EXPLORE_PAGE = "app_pages/1_Explore.py"
-SEARCH_PAGE = "app_pages/2_Similarity_search.py"
+EXPLORE_PAGE = "pages/1_Explore.py"
+SEARCH_PAGE = "pages/2_Similarity_search.py"
+FINETUNE_PAGE = "pages/3_Fine_tune.py"
 NO_BUNDLE = ("No bundle found in `{where}`. Run `make run` (it builds the demo bundle, then starts the app) "
              "or `python -m training.demo`, then reload this page — or type a bundle folder in the sidebar.")
 
@@ -121,8 +121,17 @@ def _label(bundle: Bundle, column: str) -> str:
 
 
 def context() -> Context:
-    """The bundle and style chosen in this run's sidebar (app.py stops before the pages when there is none)."""
-    return st.session_state[CONTEXT_KEY]
+    """Set up a page: the shared sidebar, then this run's bundle and style; stops the page when there is no bundle.
+
+    Every page calls it itself, so a page opened by its own URL works exactly like one reached from app.py.
+    """
+    st.set_page_config(page_title="Latent-space explorer", layout="wide")
+    chosen = sidebar()
+    if chosen is None:
+        st.title("Latent-space explorer")
+        st.info(NO_BUNDLE.format(where=bundles_dir()), icon=":material/info:")
+        st.stop()
+    return chosen
 
 
 def current_focus(loaded: Loaded) -> views.Focus | None:
