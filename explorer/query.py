@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 
 import numpy as np
@@ -26,7 +27,8 @@ from astropy.wcs import WCS
 
 from explorer.encoder import embed
 from explorer.errors import InputError
-from explorer.preprocess import as_nchw, preprocess
+from explorer.preprocess import as_nchw, preprocess, to_thumbnails
+from explorer.sky.cutouts import DEFAULT_SKYVIEW_SURVEY
 from explorer.search import Neighbours, neighbours_of_vector, place_on_map
 from explorer.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
 
@@ -59,6 +61,24 @@ def cutout_geometry(bundle) -> tuple[float, int]:
     """(size in arcsec, pixels) of the cutout a query needs: the centre crop the encoder sees."""
     pixels = int(bundle.preprocessing().crop_pixels)
     return pixels * pixel_scale_arcsec(bundle), pixels
+
+
+def survey_choices(bundle) -> dict[str, str]:
+    """Where a cutout can come from for a position outside the catalogue: label -> survey string
+    for :func:`explorer.sky.cutouts.provider_for`. The bundle's own FITS folder comes first: it needs no network."""
+    choices = {}
+    spec = str(bundle.manifest.get("data", {}).get("spec", ""))
+    if spec and not spec.startswith("sim:") and Path(spec).is_dir():
+        choices[f"this bundle's FITS images ({Path(spec).name})"] = f"local:{spec}"
+    choices[f"{DEFAULT_SKYVIEW_SURVEY} from SkyView"] = DEFAULT_SKYVIEW_SURVEY
+    choices["VLA FIRST from hips2fits (CDS/P/FIRST)"] = "hips:CDS/P/FIRST"
+    return choices
+
+
+def query_thumbnail(bundle, image: np.ndarray) -> np.ndarray:
+    """A query cutout as the bundle shows its own sources: same preprocessing, same stretch."""
+    x = np.asarray(image, dtype=np.float32)
+    return to_thumbnails(preprocess(as_nchw(x if x.ndim == 2 else x[None]), bundle.preprocessing()))[0]
 
 
 def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from explorer import views
 from explorer.bundle import Bundle, list_bundles, load_bundle
 from explorer.config import bundles_dir
 from explorer.errors import InputError
-from explorer.export import to_csv_bytes
+from explorer.export import broadcast_table, to_csv_bytes, to_votable_bytes
 from explorer.figures import MapFigure, MapStyle, is_numeric
 from explorer.images import to_rgb
 
@@ -181,8 +181,23 @@ def neighbour_panel(loaded: Loaded, row: int, k: int, dedup_arcsec: float | None
     st.subheader(f"{found} nearest neighbours of {source_id}")
     st.caption(f"Cosine similarity in the full {loaded.bundle.dim}-d embedding space{note}.")
     st.html(result.gallery)
-    st.download_button("Download neighbours (CSV)", to_csv_bytes(result.table), file_name=f"neighbours_{source_id}.csv",
-                       mime="text/csv", key=f"{key}.csv", icon=":material/download:")
+    export_buttons(loaded.bundle, result.table, f"neighbours_{source_id}", key=key)
     with st.expander("Neighbour table"):
         st.dataframe(result.table, hide_index=True, width="stretch")
     return result
+
+
+def export_buttons(bundle: Bundle, table, name: str, *, key: str) -> None:
+    """CSV and VOTable downloads, and a SAMP broadcast to TOPCAT/Aladin, side by side."""
+    csv_column, votable_column, samp_column = st.columns(3)
+    csv_column.download_button("CSV", to_csv_bytes(table), file_name=f"{name}.csv", mime="text/csv",
+                               key=f"{key}.csv", icon=":material/download:", width="stretch")
+    votable_column.download_button("VOTable", to_votable_bytes(table, bundle.manifest.get("columns"), name=name),
+                                   file_name=f"{name}.xml", mime="application/x-votable+xml", key=f"{key}.votable",
+                                   icon=":material/download:", width="stretch")
+    if samp_column.button("Send to TOPCAT/Aladin (SAMP)", key=f"{key}.samp", icon=":material/send:", width="stretch"):
+        try:
+            broadcast_table(table, name, bundle.manifest.get("columns"))
+            st.toast(f"Sent {len(table)} rows over SAMP.", icon=":material/check:")
+        except InputError as e:
+            st.error(str(e), icon=":material/error:")

@@ -118,11 +118,16 @@ def neighbour_result(bundle, row: int, k: int = DEFAULT_K, *, dedup_arcsec: floa
     The query source leads the gallery (outlined), so the user sees what was matched.
     """
     neighbours = neighbours_of_row(bundle, row, k, dedup_arcsec=dedup_arcsec)
+    query = GalleryItem(bundle.thumbnails[row], str(bundle.catalog["id"].iat[row]), ("query",), highlight=True)
+    return NeighbourResult(int(row), neighbours, neighbour_table(bundle, neighbours), neighbour_gallery(bundle, query, neighbours))
+
+
+def neighbour_gallery(bundle, query: GalleryItem, neighbours: Neighbours) -> str:
+    """The query tile, then one tile per neighbour captioned with its cosine similarity."""
     ids = bundle.catalog["id"].to_numpy()
-    items = [GalleryItem(bundle.thumbnails[row], str(ids[row]), ("query",), highlight=True)]
-    items += [GalleryItem(bundle.thumbnails[r], str(ids[r]), (f"cos {s:.3f}",))
-              for r, s in zip(neighbours.rows, neighbours.similarity)]
-    return NeighbourResult(int(row), neighbours, neighbour_table(bundle, neighbours), gallery_html(items))
+    items = [query] + [GalleryItem(bundle.thumbnails[r], str(ids[r]), (f"cos {s:.3f}",))
+                       for r, s in zip(neighbours.rows, neighbours.similarity)]
+    return gallery_html(items)
 
 
 def selection_gallery(bundle, rows, cap: int = SELECTION_GALLERY_CAP) -> str:

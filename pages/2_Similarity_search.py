@@ -1,45 +1,105 @@
-"""Similarity search: a sky position -> the nearest catalogue source -> its neighbours."""
+"""Similarity search: an object name, sky coordinates or an uploaded FITS cutout -> the most similar sources."""
 import streamlit as st
 
-from explorer import ui, views
+from explorer import query, ui, views
 from explorer.errors import InputError
-from explorer.sky.coords import EXAMPLES, FRAMES, parse_coordinates
+from explorer.images import GalleryItem, to_rgb
+from explorer.sky.coords import EXAMPLES, FRAMES
+from explorer.sky.cutouts import provider_for
+from explorer.sky.names import position_of
+from explorer.sky.upload import DEFAULT_MAX_BYTES, read_uploaded_fits
+
+NO_FETCH = "catalogue only (no cutout)"
 
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
 
+
+@st.cache_resource(max_entries=8, show_spinner="Opening the cutout provider…")
+def cutout_provider(survey: str):
+    return provider_for(survey)
+
+
 st.markdown(f"#### Similarity search — {bundle.name}")
-position_column, frame_column, radius_column = st.columns([3, 1, 1])
-text = position_column.text_input("Sky position", key="search.position", placeholder=EXAMPLES.replace("'", ""))
-frame = frame_column.selectbox("Frame", list(FRAMES), key="search.frame")
-radius = radius_column.number_input("Match radius (arcsec)", 0.1, 3600.0, views.MATCH_RADIUS_ARCSEC, 1.0,
-                                    key="search.radius")
+mode = st.segmented_control("Query", ["Name or coordinates", "Upload a FITS cutout"], default="Name or coordinates",
+                            key="search.mode")
 k, dedup_arcsec = ui.neighbour_controls("search")
 
-if not text.strip():
-    st.info(f"Enter coordinates in decimal degrees or sexagesimal, e.g. {EXAMPLES}.", icon=":material/info:")
-    st.stop()
+result = None
 try:
-    position = parse_coordinates(text, frame=frame)
+    if mode == "Upload a FITS cutout":
+        scale = query.pixel_scale_arcsec(bundle)
+        uploaded = st.file_uploader(f"FITS image with a celestial WCS (≤ {DEFAULT_MAX_BYTES // 2**20} MB; the encoder "
+                                    f"works at {scale:g}″/px)", type=["fits", "fit", "fts", "gz"], key="search.upload")
+        resample = st.checkbox("Resample to the encoder's pixel scale when the image's differs", key="search.resample")
+        if uploaded is None:
+            st.info("Upload a cutout centred on the source you want to match.", icon=":material/upload_file:")
+            st.stop()
+        image, wcs = read_uploaded_fits(uploaded.getvalue(), uploaded.name, expected_pixel_scale_arcsec=scale,
+                                        resample=resample)
+        with st.spinner("Embedding the cutout…"):
+            result = query.query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec)
+        title = uploaded.name
+    else:
+        position_column, frame_column, radius_column = st.columns([3, 1, 1])
+        text = position_column.text_input("Object name or sky position", key="search.position",
+                                          placeholder="M 87, " + EXAMPLES.replace("'", ""))
+        frame = frame_column.selectbox("Frame", list(FRAMES), key="search.frame")
+        radius = radius_column.number_input("Match radius (arcsec)", 0.1, 3600.0, views.MATCH_RADIUS_ARCSEC, 1.0,
+                                            key="search.radius")
+        surveys = query.survey_choices(bundle)
+        fetch = st.selectbox("When no catalogue source is within the radius, fetch a cutout from",
+                             [NO_FETCH, *surveys], key="search.survey")
+        if not text.strip():
+            st.info(f"Enter an object name or coordinates in decimal degrees or sexagesimal, e.g. {EXAMPLES}.",
+                    icon=":material/info:")
+            st.stop()
+        with st.spinner("Resolving the position…"):
+            position = position_of(text, frame=frame)
+        st.caption(f"Query position {views.format_position(position)}")
+        provider = cutout_provider(surveys[fetch]) if fetch != NO_FETCH else None
+        with st.spinner("Searching…"):
+            result = query.query_by_coordinates(bundle, position, provider, k, radius, dedup_arcsec=dedup_arcsec)
+        title = text.strip()
 except InputError as e:
     st.error(str(e), icon=":material/error:")
     st.stop()
 
-match = views.nearest_source(loaded.sky, position, radius)
-where = views.format_position(position)
-nearest_id = str(bundle.catalog["id"].iat[match.row])
-if not match.within_radius:
-    st.warning(f"Nothing within {radius:g}″ of {where}. The nearest catalogue source, {nearest_id}, "
-               f"is {views.format_separation(match.separation_arcsec)} away.", icon=":material/location_off:")
-    st.stop()
+match = result.match
+if mode == "Upload a FITS cutout" and result.position is not None:
+    st.caption(f"Cutout centre {views.format_position(result.position)}")
+if match is not None:
+    nearest_id = str(bundle.catalog["id"].iat[match.row])
+    separation = views.format_separation(match.separation_arcsec)
+    if result.used_catalogue_source:
+        st.success(f"Catalogue source **{nearest_id}**, {separation} from the query position.",
+                   icon=":material/my_location:")
+    else:
+        st.warning(f"No catalogue source within the match radius; the nearest, {nearest_id}, is {separation} away. "
+                   f"Searching with the cutout from {result.origin}.", icon=":material/location_off:")
 
-st.success(f"Nearest catalogue source to {where}: **{nearest_id}**, "
-           f"{views.format_separation(match.separation_arcsec)} away.", icon=":material/my_location:")
-source_column, result_column = st.columns([1, 3])
-with source_column:
-    ui.source_panel(bundle, match.row)
-    if st.button("Show on the map", icon=":material/scatter_plot:"):
-        ui.focus_on_source(loaded, match.row)
-        st.switch_page(ui.EXPLORE_PAGE)
+query_column, result_column = st.columns([1, 3])
+with query_column:
+    if result.used_catalogue_source:
+        ui.source_panel(bundle, match.row)
+        if st.button("Show on the map", icon=":material/scatter_plot:"):
+            ui.focus_on_source(loaded, match.row)
+            st.switch_page(ui.EXPLORE_PAGE)
+        thumbnail = bundle.thumbnails[match.row]
+    else:
+        thumbnail = query.query_thumbnail(bundle, result.image)
+        st.image(to_rgb(thumbnail), caption=f"query cutout ({result.origin})", width="stretch")
+    x, y = result.map_xy
+    st.caption(f"Placed on the map at ({x:.2f}, {y:.2f}): the similarity-weighted mean of its neighbours.")
 with result_column:
-    ui.neighbour_panel(loaded, match.row, k, dedup_arcsec, key="search.neighbours")
+    found = len(result.neighbours.rows)
+    st.subheader(f"{found} most similar sources")
+    note = f" Duplicates within {dedup_arcsec:g}″ merged." if dedup_arcsec else ""
+    st.caption(f"Cosine similarity in the full {bundle.dim}-d embedding space.{note}")
+    st.html(views.neighbour_gallery(bundle, GalleryItem(thumbnail, title, ("query",), highlight=True), result.neighbours))
+    table = query.result_table(bundle, result)
+    ui.export_buttons(bundle, table, "similar_sources", key="search.results")
+    link = st.column_config.LinkColumn
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"simbad": link("SIMBAD", display_text="SIMBAD"), "ned": link("NED", display_text="NED"),
+                                "legacy_survey": link("Legacy Survey", display_text="viewer")})

@@ -150,47 +150,10 @@ def test_a_bad_bundle_path_is_an_error_and_the_app_keeps_working(bundle, tmp_pat
     assert app.get("plotly_chart")
 
 
-def test_similarity_search_finds_the_source_at_typed_coordinates(bundle):
-    row = 123
-    source = views.catalog_coords(bundle)[row]
-    typed = source.directional_offset_by(45 * u.deg, 2 * u.arcsec).to_string("hmsdms", sep=":", precision=3)
-    app = run_app(page=ui.SEARCH_PAGE)
-    text_input(app.main, "Sky position").input(typed).run()
-    assert_no_exception(app)
-    success = app.success[0].value
-    assert bundle.catalog["id"].iat[row] in success and "2.00″" in success
-    expected = neighbours_of_row(bundle, row, views.DEFAULT_K)
-    gallery = app.html[0].value
-    assert all(i in gallery for i in bundle.catalog["id"].iloc[expected.rows])
-    assert app.get("download_button")
-
-
-@pytest.mark.parametrize("typed, message", [
-    ("206.4 95", "out of range"),
-    ("25:00:00 +10:00:00", "out of range"),
-    ("not a position", "cannot read"),
-])
-def test_similarity_search_explains_bad_coordinates(bundle, typed, message):
-    app = run_app(page=ui.SEARCH_PAGE)
-    text_input(app.main, "Sky position").input(typed).run()
-    assert_no_exception(app)
-    assert message in app.error[0].value
-    assert not app.html
-
-
-def test_similarity_search_says_when_nothing_is_within_the_radius(bundle):
-    app = run_app(page=ui.SEARCH_PAGE)
-    text_input(app.main, "Sky position").input("0.0 -80.0").run()
-    assert_no_exception(app)
-    warning = app.warning[0].value
-    assert "Nothing within 10″" in warning and "the nearest catalogue source" in warning.lower()
-    assert not app.html
-
-
 def test_a_search_result_can_be_shown_on_the_map(bundle):
     row = 321
     app = run_app(page=ui.SEARCH_PAGE)
-    text_input(app.main, "Sky position").input(f"{bundle.catalog.ra[row]} {bundle.catalog.dec[row]}").run()
+    text_input(app.main, "Object name or sky position").input(f"{bundle.catalog.ra[row]} {bundle.catalog.dec[row]}").run()
     next(b for b in app.button if b.label == "Show on the map").click().run()
     assert_no_exception(app)
     traces = {t["name"]: t for t in map_traces(app)}  # now on the Explore page, the source highlighted
