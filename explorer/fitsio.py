@@ -325,6 +325,8 @@ def read_catalog_csv(directory: Path) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{path} is not a readable CSV table: {e}") from None
+    text = table.select_dtypes(include=["object", "string"]).columns
+    table[text] = table[text].fillna("")  # an empty text cell means "none" (e.g. bent_type), as in memory
     missing = [c for c in ("ra", "dec") if c not in table.columns]
     if not any(c == "file" or c.startswith("file_") for c in table.columns):
         missing.insert(0, "file (or file_<band>)")

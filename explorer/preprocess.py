@@ -11,10 +11,13 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from astropy.stats import sigma_clipped_stats
-from torchvision.ops import roi_align
+
+if TYPE_CHECKING:  # torch is imported where it is used: the map pages start faster without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, out_pixels: int) 
     roi_align averages several samples per output pixel, so shrinking a crop is
     anti-aliased; a box covering the whole image at the same size is the identity.
     """
+    import torch
+    from torchvision.ops import roi_align
+
     index = torch.arange(len(images), device=images.device, dtype=images.dtype)[:, None]
     rois = torch.cat([index, boxes.to(images.dtype)], dim=1)
     return roi_align(images, rois, output_size=out_pixels, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
@@ -92,6 +98,8 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, out_pixels: int) 
 
 def encoder_input(preprocessed: np.ndarray | torch.Tensor, params: Preprocessing) -> torch.Tensor:
     """Centre crop the preprocessed images and resample them to ``input_pixels``."""
+    import torch
+
     x = torch.as_tensor(np.asarray(preprocessed) if not torch.is_tensor(preprocessed) else preprocessed)
     size = x.shape[-1]
     offset = (size - params.crop_pixels) / 2

@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks.synthetic import synthetic_bundle as build_synthetic_bundle
 from explorer.bundle import load_bundle
+from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture: a bundle from the real pipeline)
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +18,13 @@ def synthetic_bundle(tmp_path_factory):
     return build_synthetic_bundle(tmp_path_factory.mktemp("bundles") / "synthetic", n=600, dim=32, seed=0)
 
 
-@pytest.fixture(scope="session", params=["synthetic_bundle"])
+@pytest.fixture(scope="session")
+def demo_bundle(small_demo):
+    """Path of a small bundle built by simulate -> BYOL -> embed."""
+    return small_demo["bundle"]
+
+
+@pytest.fixture(scope="session", params=["synthetic_bundle", "demo_bundle"])
 def explorer_bundle(request):
     """A loaded bundle for tests that hold for any bundle."""
     return load_bundle(request.getfixturevalue(request.param))

@@ -10,7 +10,6 @@ from explorer.bundle import load_bundle
 from explorer.config import REPO_ROOT
 from training.config import load_config
 from training.quality import knn_scores
-from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 
