@@ -1,5 +1,6 @@
 """The whole training half on real (simulated-sky) data: simulate -> BYOL -> embed -> bundle."""
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -91,3 +92,26 @@ def test_config_typos_are_rejected(tmp_path):
     bad.write_text("optim: {epochz: 3}\n")
     with pytest.raises(InputError, match="unknown key.*epochz"):
         load_config(bad)
+
+
+def test_the_mirabest_recipe_trains_and_embeds_real_first_images(tmp_path):
+    """configs/mirabest_byol.yaml on a slice of the real MiraBest folder -> a bundle the explorer opens."""
+    from tests.sky_fixtures import MIRABEST, mirabest_catalog
+
+    if not MIRABEST.is_dir():
+        pytest.skip(f"real FIRST images not found at {MIRABEST}")
+    subset = tmp_path / "mirabest-slice"
+    subset.mkdir()
+    rows = mirabest_catalog().iloc[::25].copy()
+    rows["file"] = [str(MIRABEST / f) for f in rows["file"]]
+    rows.to_csv(subset / "catalog.csv", index=False)
+    trained = run_cli("training.train", "--config", "configs/mirabest_byol.yaml", "--data", str(subset),
+                      "--out", str(tmp_path / "run"), "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr
+    embedded = run_cli("training.embed", "--checkpoint", str(tmp_path / "run"), "--data", str(subset),
+                       "--out", str(tmp_path / "bundle"))
+    assert embedded.returncode == 0, embedded.stderr
+    b = load_bundle(tmp_path / "bundle")
+    assert b.n == len(rows) and {"fr_class", "confidence", "morphology", "z"} <= set(b.catalog.columns)
+    assert b.manifest["data"]["pixel_scale_arcsec"] == 1.8
+    assert set(b.catalog["id"]) == set(rows["file"].map(lambda f: Path(f).name.split(".fits")[0]))
