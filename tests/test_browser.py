@@ -42,11 +42,17 @@ ISOLATED_POINT = """() => {
 
 
 @pytest.fixture(scope="module")
-def app_url(synthetic_bundle):
+def app_url(synthetic_bundle, tmp_path_factory):
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
-    with streamlit_app(Path(synthetic_bundle).parent) as url:
-        yield url
+    from tests.survey_server import SurveyServer
+
+    # names resolve through a real Sesame-speaking server on 127.0.0.1; caches go to a fresh home
+    with SurveyServer() as survey, pytest.MonkeyPatch.context() as env:
+        env.setenv("EXPLORER_SESAME_URL", survey.sesame_url)
+        env.setenv("EXPLORER_HOME", str(tmp_path_factory.mktemp("browser-home")))
+        with streamlit_app(Path(synthetic_bundle).parent) as url:
+            yield url
 
 
 @pytest.fixture
@@ -90,12 +96,16 @@ def test_coordinate_search_in_the_browser(page, synthetic_bundle):
     bundle = load_bundle(synthetic_bundle)
     row = 200
     page.get_by_role("link", name="Similarity search").click()
-    box = page.get_by_label("Sky position")
+    box = page.get_by_label("Object name or sky position")
     box.wait_for(timeout=60_000)
     box.fill(f"{bundle.catalog.ra[row]:.6f} {bundle.catalog.dec[row]:+.6f}")
     box.press("Enter")
     page.locator(".explorer-gallery figure").nth(views.DEFAULT_K).wait_for(timeout=30_000)
     assert bundle.catalog["id"].iat[row] in page.locator("[data-testid='stAlertContentSuccess']").inner_text()
+    box.fill("3C 273")  # a name: resolved by Sesame, then matched against the catalogue
+    box.press("Enter")
+    page.get_by_text("12:29:06.7").wait_for(timeout=30_000)
+    page.get_by_text("no catalogue source within 10").wait_for(timeout=30_000)
     box.fill("12 95")
     box.press("Enter")
     page.get_by_text("out of range").wait_for(timeout=30_000)
