@@ -237,6 +237,18 @@ class Prediction:
         return self.proba.max(1)
 
 
+@contextmanager
+def _cpu_threads(device: torch.device, threads: int = 1):
+    """Small-batch steps run fastest single-threaded on CPU (thread hand-offs cost more than the maths)."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def feature_scale(x: torch.Tensor) -> torch.Tensor:
     """Per-feature divisor: the standard deviation times sqrt of the top eigenvalue of the z-scored covariance.
 
@@ -247,7 +259,9 @@ def feature_scale(x: torch.Tensor) -> torch.Tensor:
     std = x.std(0, unbiased=False).clamp_min(1e-6)
     sample = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:EIGEN_SAMPLE]]
     z = ((sample - x.mean(0)) / std).double()
-    top = torch.linalg.eigvalsh(z.T @ z / max(len(z), 1))[-1].clamp_min(1e-12)
+    gram = z @ z.T if len(z) < z.shape[1] else z.T @ z   # same non-zero eigenvalues; the smaller matrix
+    with _cpu_threads(torch.device("cpu")):              # threaded LAPACK crawls on a busy 2-core machine
+        top = torch.linalg.eigvalsh(gram / max(len(z), 1))[-1].clamp_min(1e-12)
     return std * top.sqrt().float()
 
 
@@ -297,18 +311,6 @@ def loss_function(task: Task, train_codes: np.ndarray | None, *, weighted: bool,
             weight = torch.tensor(class_weights(train_codes, len(task.classes)), dtype=torch.float32, device=device)
         return lambda logits, y: nn.functional.cross_entropy(logits, y, weight=weight)
     return lambda out, y: regression_loss(out[:, 0], y, loss, alpha)
-
-
-@contextmanager
-def _cpu_threads(device: torch.device, threads: int = 1):
-    """Small-batch steps run fastest single-threaded on CPU (thread hand-offs cost more than the maths)."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def budgeted_epochs(n: int, epochs: int) -> int:
