@@ -424,9 +424,10 @@ def fit_head(kind: str, features: np.ndarray, labels: LabelSet, positions: np.nd
     train = labels.subset(np.asarray(positions, dtype=np.int64))
     x = np.ascontiguousarray(np.asarray(features)[train.rows], dtype=np.float32)
     task = labels.task
-    weights = (class_weights(train.y, len(task.classes)) if weighted else np.ones(len(task.classes))) \
-        if task.kind == "classification" else np.ones(0)
     if kind == "knn":
+        weights = np.ones(len(task.classes))  # votes per class; regression has no classes
+        if weighted and task.kind == "classification":
+            weights = class_weights(train.y, len(task.classes))
         config = {"k": int(k), "metric": "cosine", "weighted_votes": bool(weighted), "n_train": len(train)}
         return FrozenHead(kind, task, x.shape[1], config, memory=(normalise(x), train.y, weights))
 
