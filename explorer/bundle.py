@@ -35,6 +35,7 @@ REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy
 ENCODER_FILE = "encoder.safetensors"
 PCA_FILE = "pca.npz"
 PREDICTIONS_DIR = "predictions"
+LABELS_FILE = "labels.parquet"
 
 
 @dataclass
@@ -142,9 +143,13 @@ def _append_predictions(b: Bundle) -> None:
 
 
 def bundle_version(path: str | Path) -> float:
-    """Latest modification time of a bundle's files and sidecars: a cache key that changes on every write."""
+    """Latest modification time of the files a loaded bundle reflects: a cache key that changes when they do.
+
+    Job progress files and other scratch are left out, so polling a running job does not reload the bundle.
+    """
     path = Path(path)
-    files = [path, *path.glob("*"), *(path / PREDICTIONS_DIR).glob("*")]
+    files = [path / f for f in (*REQUIRED_FILES, ENCODER_FILE, PCA_FILE, LABELS_FILE)]
+    files += [path / PREDICTIONS_DIR, *(path / PREDICTIONS_DIR).glob("*")]
     return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
 
 

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from explorer.atomic import atomic_path, write_json
+from explorer.bundle import LABELS_FILE
 from explorer.errors import InputError
 from explorer.heads import is_missing, write_predictions
 
-LABELS_FILE = "labels.parquet"
 HISTORY_FILE = "labels_history.json"
 USER_LABEL_COLUMN = "user_label"
 HISTORY_DEPTH = 20

@@ -12,7 +12,7 @@ import streamlit as st
 from astropy.coordinates import SkyCoord
 
 from explorer import views
-from explorer.bundle import Bundle, list_bundles, load_bundle
+from explorer.bundle import Bundle, bundle_version, list_bundles, load_bundle
 from explorer.config import bundles_dir
 from explorer.errors import InputError
 from explorer.export import broadcast_table, to_csv_bytes, to_votable_bytes
@@ -54,10 +54,9 @@ def _load(path: str, mtime: float) -> Loaded:
 
 
 def open_bundle(path: str | Path) -> Loaded:
-    """The bundle at ``path``, cached by path and manifest time, so a rebuilt bundle is reloaded."""
+    """The bundle at ``path``, cached by path and version, so a rebuilt bundle or a new sidecar is reloaded."""
     path = Path(path).expanduser().resolve()
-    manifest = path / "manifest.json"
-    return _load(str(path), manifest.stat().st_mtime if manifest.is_file() else 0.0)
+    return _load(str(path), bundle_version(path))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -136,7 +135,7 @@ def context() -> Context:
 
 def current_focus(loaded: Loaded) -> views.Focus | None:
     focus = st.session_state.get(FOCUS_KEY)
-    if focus is None or focus.bundle != loaded.path or max(focus.rows) >= loaded.bundle.n:
+    if focus is None or focus.bundle != loaded.path or not focus.rows or max(focus.rows) >= loaded.bundle.n:
         return None
     return focus
 

@@ -26,11 +26,6 @@ context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
 
 
-def reload_bundle() -> None:
-    """New prediction columns or labels are on disk: reopen the bundle so colour-by offers them."""
-    st.cache_resource.clear()
-
-
 def flash(message: str) -> None:
     st.session_state[FLASH_KEY] = message
 
@@ -58,7 +53,6 @@ def job_panel() -> None:
         st.session_state.pop(JOB_KEY)
         st.session_state[SHOWN_KEY] = job.name
         flash(f"Trained **{job.name}**: its predictions are now colour-by columns in the sidebar.")
-        reload_bundle()
         st.rerun()
     elif job.state == "failed":
         st.error(job.error, icon=":material/error:")
@@ -195,16 +189,13 @@ try:
         label = new_class if choice == NEW_CLASS else choice
         changed = labels.assign(bundle, rows, label)
         flash(f"Labelled {changed} source(s) as {label.strip()!r}.")
-        reload_bundle()
         st.rerun()
     if clear_button.button("Clear their labels", disabled=not rows, key="finetune.clear"):
         flash(f"Cleared {labels.assign(bundle, rows, None)} label(s).")
-        reload_bundle()
         st.rerun()
     if undo_button.button("Undo", disabled=not labels.read_history(bundle.path), key="finetune.undo",
                           icon=":material/undo:"):
         flash(labels.undo(bundle) or "Nothing to undo.")
-        reload_bundle()
         st.rerun()
     if saved and suggest_button.button("Label these next", key="finetune.suggest", icon=":material/lightbulb:",
                                        help="The unlabelled sources the shown head is least sure about."):

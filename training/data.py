@@ -51,7 +51,7 @@ def load_data(spec: str, *, pixels: int = 150, pixel_scale_arcsec: float = 1.8, 
         from training.simulate import COLUMNS, simulate_sources
 
         sim = parse_sim_spec(spec)
-        images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"])
+        images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
         return SourceSet(images[:, None], catalog, dict(COLUMNS), spec)
     path = Path(spec).expanduser()
     if path.is_dir():
