@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import astropy.units as u
@@ -44,14 +45,32 @@ IVF_TRAIN_PER_LIST = 50           # k-means training points per inverted list
 RERANK_FACTOR = 4                 # ivf-pq: candidates fetched per wanted neighbour, re-ranked exactly
 ADD_CHUNK = 100_000
 THREADS_ENV = "EXPLORER_THREADS"
+# Fewer queries than this run on one thread: on a busy 2-core machine a single exact query over
+# 60k x 64 took 0.55 ms on one OpenMP thread and 6-16 ms on two (waking and spinning workers).
+ONE_THREAD_BELOW = 16
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """FAISS's OpenMP threads: ``threads``, else ``$EXPLORER_THREADS``, else the CPUs this process may use."""
+    """FAISS's OpenMP threads for index building and batched search: ``threads``, else
+    ``$EXPLORER_THREADS``, else the CPUs this process may use. Returns the number set."""
     if threads is None:
         threads = int(os.environ.get(THREADS_ENV) or 0) or len(os.sched_getaffinity(0))
     faiss.omp_set_num_threads(max(1, threads))
     return max(1, threads)
+
+
+@contextmanager
+def faiss_threads(threads: int | None = None):
+    """Run FAISS calls with ``threads`` (default: :func:`configure_threads`'s choice), then restore.
+
+    OpenMP keeps the setting per calling thread, so each Streamlit session thread sets its own.
+    """
+    before = faiss.omp_get_max_threads()
+    configure_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 configure_threads()
@@ -90,7 +109,12 @@ def build_index(embeddings: np.ndarray, *, kind: str | None = None, k: int = REC
     ``kind`` defaults to :func:`choose_index` of N. Approximate indices are tuned and their
     recall@k against exact search is measured on held-out samples of the catalogue's own rows.
     """
-    x = np.asarray(embeddings)
+    with faiss_threads():
+        return _build_index(np.asarray(embeddings), kind, k, target_recall, seed, progress)
+
+
+def _build_index(x: np.ndarray, kind: str | None, k: int, target_recall: float, seed: int,
+                 progress: bool) -> tuple[faiss.Index, dict]:
     n, dim = x.shape
     kind = kind or choose_index(n)
     if kind not in INDEX_KINDS:
@@ -174,8 +198,9 @@ def tune_search(index: faiss.Index, embeddings: np.ndarray, info: dict, *, k: in
 
 def exact_neighbours(embeddings: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Rows [q, k] of the exact k most similar embeddings to each query (brute force, any N)."""
-    return faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), np.ascontiguousarray(embeddings), k,
-                     metric=faiss.METRIC_INNER_PRODUCT)[1]
+    with faiss_threads():
+        return faiss.knn(np.ascontiguousarray(queries, dtype=np.float32), np.ascontiguousarray(embeddings), k,
+                         metric=faiss.METRIC_INNER_PRODUCT)[1]
 
 
 def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
@@ -199,8 +224,11 @@ def search_vectors(index: faiss.Index, queries: np.ndarray, k: int, *, info: dic
     candidates are re-scored with exact cosine similarity against ``embeddings``.
     """
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    k = min(k, index.ntotal)
-    factor = (info or {}).get("rerank_factor")
+    with faiss_threads(1 if len(q) < ONE_THREAD_BELOW else None):
+        return _search(index, q, min(k, index.ntotal), (info or {}).get("rerank_factor"), embeddings)
+
+
+def _search(index, q, k, factor, embeddings) -> tuple[np.ndarray, np.ndarray]:
     if not factor or embeddings is None:
         return index.search(q, k)
     _, candidates = index.search(q, min(k * int(factor), index.ntotal))
