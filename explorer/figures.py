@@ -4,6 +4,14 @@ Every trace carries the bundle row of each point in ``customdata[:, 0]``, so a c
 box or lasso selection resolves to real rows whatever trace the point sits in
 (colour groups, highlight overlays). The per-style colour traces are built once and
 cached; a click only appends small overlay traces.
+
+From ``DENSITY_FROM_N`` sources on, drawing every point would send tens of megabytes to the
+browser, so the map becomes a density image (a 2-D histogram computed here, drawn as Plotly
+heatmaps: the source count, and with a colour column its mean or majority per cell) with
+WebGL points for a stratified sample on top: every occupied region keeps some points, dense
+cores are thinned. Selections still mean real sources: :meth:`MapFigure.selection` turns a
+box or lasso into every source inside it, and a click on a density cell into the source
+nearest the cell's centre.
 """
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib.path import Path as Polygon
 from plotly.colors import qualitative
 
 ROW, RA, DEC = 0, 1, 2          # leading customdata columns; numeric properties follow
@@ -21,6 +30,12 @@ MISSING_COLOUR = "#b0b0b0"
 CONTINUOUS_SCALE = "Viridis"
 FOCUS_COLOUR = "#ff2e88"
 NEIGHBOUR_COLOUR = "#ff2e88"
+DENSITY_FROM_N = 50_000         # from here on the map is a density image plus a sample of points
+SAMPLE_POINTS = 20_000          # points drawn over a density map
+DENSITY_BINS = 256              # density cells across the wider side of the map
+SAMPLE_BINS = 64                # cells the sample is stratified over
+COUNT_SCALE = [[0.0, "#e9edf2"], [1.0, "#1b2a3a"]]   # log10 sources per cell, light to dark
+DENSITY_OPACITY = 0.85
 
 
 @dataclass(frozen=True)
@@ -51,29 +66,127 @@ def focus_overlays(row: int, neighbour_rows) -> tuple[Overlay, ...]:
             Overlay("selected source", (int(row),), "star", FOCUS_COLOUR, 4.5))
 
 
+class DensityGrid:
+    """A square-celled 2-D histogram of the map: each source's cell, the counts, per-cell statistics."""
+
+    def __init__(self, xy: np.ndarray, bins: int):
+        low, high = xy.min(axis=0).astype(np.float64), xy.max(axis=0).astype(np.float64)
+        self.size = max(float((high - low).max()), 1e-9) / bins
+        self.shape = tuple(int(s) for s in np.maximum(np.ceil((high - low) / self.size), 1)[::-1])  # (ny, nx)
+        self.low = low
+        ix, iy = self._indices(xy)
+        self.cell = (iy * self.shape[1] + ix).astype(np.int64)
+        self.counts = np.bincount(self.cell, minlength=self.shape[0] * self.shape[1])
+
+    def _indices(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ij = np.floor((np.asarray(xy, dtype=np.float64) - self.low) / self.size).astype(np.int64)
+        return np.clip(ij[..., 0], 0, self.shape[1] - 1), np.clip(ij[..., 1], 0, self.shape[0] - 1)
+
+    def grid(self, per_cell: np.ndarray) -> np.ndarray:
+        """A flat per-cell array as float32 [ny, nx], NaN (drawn transparent) where a cell is empty."""
+        out = np.where(self.counts > 0, per_cell, np.nan).astype(np.float32)
+        return out.reshape(self.shape)
+
+    def count_grid(self) -> np.ndarray:
+        """The counts as [ny, nx] in the smallest unsigned type that holds them (a smaller payload)."""
+        dtype = np.uint16 if self.counts.max() < 2 ** 16 else np.uint32
+        return self.counts.astype(dtype).reshape(self.shape)
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        """Per-cell mean of the finite values (NaN where a cell has none)."""
+        finite = np.isfinite(values)
+        total = np.bincount(self.cell[finite], weights=values[finite], minlength=self.counts.size)
+        n = np.bincount(self.cell[finite], minlength=self.counts.size)
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+    def majority(self, codes: np.ndarray, categories: int) -> np.ndarray:
+        """Per-cell most frequent code in 0..categories-1."""
+        votes = np.bincount(self.cell * categories + codes, minlength=self.counts.size * categories)
+        return votes.reshape(-1, categories).argmax(axis=1).astype(np.float64)
+
+    def axes(self) -> dict:
+        """Heatmap placement: the centre of the first cell and the cell size."""
+        return dict(x0=self.low[0] + self.size / 2, dx=self.size, y0=self.low[1] + self.size / 2, dy=self.size)
+
+
+def stratified_sample(cells: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """About ``size`` rows, sorted, spread over the occupied cells: each cell keeps up to the same
+    number of its rows (drawn at random), so sparse regions and outliers stay and cores are thinned."""
+    if size >= len(cells):
+        return np.arange(len(cells))
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(cells))
+    by_cell = shuffled[np.argsort(cells[shuffled], kind="stable")]   # random order within each cell
+    counts = np.bincount(cells)
+    counts = counts[counts > 0]
+    rank = np.arange(len(cells)) - np.repeat(np.cumsum(counts) - counts, counts)
+    low, high = 0, int(counts.max())  # the largest per-cell cap that keeps at most ``size`` rows
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if np.minimum(counts, mid).sum() <= size else (low, mid - 1)
+    kept = by_cell[rank < low]
+    topping = by_cell[rank == low]  # one more from some cells, to reach the size exactly
+    extra = rng.choice(topping, size=min(size - len(kept), len(topping)), replace=False)
+    return np.sort(np.concatenate([kept, extra]))
+
+
+def rows_in_box(xy: np.ndarray, xs, ys) -> np.ndarray:
+    x0, x1 = sorted(float(v) for v in xs)
+    y0, y1 = sorted(float(v) for v in ys)
+    return np.flatnonzero((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1))
+
+
+def rows_in_lasso(xy: np.ndarray, xs, ys) -> np.ndarray:
+    vertices = np.column_stack([np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)])
+    if len(vertices) < 3:
+        return np.zeros(0, dtype=np.int64)
+    low, high = vertices.min(axis=0), vertices.max(axis=0)
+    candidates = rows_in_box(xy, (low[0], high[0]), (low[1], high[1]))
+    inside = Polygon(vertices).contains_points(xy[candidates])
+    return candidates[inside]
+
+
 class MapFigure:
     """The map of one bundle, as plain Plotly figure dicts."""
 
-    def __init__(self, bundle, *, max_cached_styles: int = 8):
+    def __init__(self, bundle, *, max_cached_styles: int = 8, density_from_n: int = DENSITY_FROM_N,
+                 sample_points: int = SAMPLE_POINTS, bins: int = DENSITY_BINS, seed: int = 0):
         catalog = bundle.catalog
         self.catalog = catalog
         self.xy = np.asarray(bundle.map_xy, dtype=np.float32)
         self.uirevision = str(bundle.path)
-        numeric = [c for c in bundle.property_columns if is_numeric(catalog[c])]
-        categorical = [c for c in bundle.property_columns if c not in numeric]
+        self.numeric = [c for c in bundle.property_columns if is_numeric(catalog[c])]
+        self.categorical = [c for c in bundle.property_columns if c not in self.numeric]
         self.units = {c: bundle.column_unit(c) for c in catalog.columns}
-        self.customdata = np.column_stack(
-            [np.arange(len(catalog), dtype=np.float32)]
-            + [catalog[c].to_numpy(dtype=np.float32, na_value=np.nan) for c in ("ra", "dec", *numeric)]
-        ).astype(np.float32)
-        self.hovertext = _hover_text(catalog, categorical)
+        self.density = DensityGrid(self.xy, bins) if len(catalog) >= density_from_n else None
+        if self.density is None:
+            self.drawn = np.arange(len(catalog))
+            self._position = None
+        else:
+            self.drawn = stratified_sample(DensityGrid(self.xy, SAMPLE_BINS).cell, sample_points, seed)
+            self._position = np.full(len(catalog), -1, dtype=np.int64)
+            self._position[self.drawn] = np.arange(len(self.drawn))
+        self.customdata, self.hovertext = self._point_data(self.drawn)
         lines = ["%{hovertext}", f"RA %{{customdata[{RA}]:.5f}}°  Dec %{{customdata[{DEC}]:+.5f}}°"]
-        for i, column in enumerate(numeric, start=DEC + 1):
+        for i, column in enumerate(self.numeric, start=DEC + 1):
             unit = f" {self.units[column]}" if self.units[column] else ""
             lines.append(f"{column} = %{{customdata[{i}]:.4~g}}{unit}")
         self.hovertemplate = "<br>".join(lines) + "<extra></extra>"
         self._styles: dict[MapStyle, list[dict]] = {}
         self._max_cached_styles = max_cached_styles
+
+    @property
+    def is_density(self) -> bool:
+        return self.density is not None
+
+    def _point_data(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """customdata (row, ra, dec, numeric properties) and hover text of the given rows."""
+        picked = self.catalog.iloc[rows]
+        customdata = np.column_stack(
+            [np.asarray(rows, dtype=np.float32)]
+            + [picked[c].to_numpy(dtype=np.float32, na_value=np.nan) for c in ("ra", "dec", *self.numeric)]
+        ).astype(np.float32)
+        return customdata, _hover_text(picked, self.categorical)
 
     def figure(self, style: MapStyle, overlays: tuple[Overlay, ...] = (), *, height: int = 620) -> dict:
         traces = self.colour_traces(style) + [self._overlay_trace(o, style) for o in overlays if o.rows]
@@ -86,7 +199,7 @@ class MapFigure:
         return {"data": traces, "layout": layout}
 
     def colour_traces(self, style: MapStyle) -> list[dict]:
-        """The map's points, grouped and coloured by the style (cached per style)."""
+        """The map's points (and density layers), grouped and coloured by the style (cached per style)."""
         if style not in self._styles:
             if len(self._styles) >= self._max_cached_styles:
                 self._styles.pop(next(iter(self._styles)))
@@ -95,14 +208,19 @@ class MapFigure:
 
     def _build_colour_traces(self, style: MapStyle) -> list[dict]:
         column = style.colour_by
-        if column is None:
-            return [self._trace(np.arange(len(self.xy)), "sources", style, color=PLAIN_COLOUR, showlegend=False)]
-        if column not in self.catalog.columns:
+        if column is not None and column not in self.catalog.columns:
             raise KeyError(f"no catalogue column {column!r}")
+        density = [self._count_layer()] if self.is_density else []
+        if column is None:
+            return density + [self._trace(self.drawn, "sources", style, color=PLAIN_COLOUR, showlegend=False)]
         series = self.catalog[column]
         if is_numeric(series):
-            return self._numeric_traces(series.to_numpy(dtype=np.float64, na_value=np.nan), column, style)
-        return self._categorical_traces(series, style)
+            return density + self._numeric_traces(series.to_numpy(dtype=np.float64, na_value=np.nan), column, style)
+        return density + self._categorical_traces(series, style)
+
+    def _drawn(self, mask: np.ndarray) -> np.ndarray:
+        """The drawn rows among those where ``mask`` (over all rows) holds."""
+        return self.drawn[mask[self.drawn]]
 
     def _numeric_traces(self, values: np.ndarray, column: str, style: MapStyle) -> list[dict]:
         unit = f" [{self.units[column]}]" if self.units[column] else ""
@@ -113,16 +231,18 @@ class MapFigure:
         else:
             plotted = np.isfinite(values)
             colour, title, left_out = values, f"{column}{unit}", f"{column} missing"
-        rows = np.flatnonzero(plotted)
-        traces = []
+        traces, rows = [], self._drawn(plotted)
+        scale = {"colorscale": CONTINUOUS_SCALE}
+        if self.is_density and plotted.any():  # points and cells share one colour range: the whole catalogue's
+            scale.update(cmin=float(colour[plotted].min()), cmax=float(colour[plotted].max()))
+            traces.append(self._cell_layer(self.density.mean(colour), scale, f"mean {title}", "%{z:.4~g}"))
         if len(rows):
             traces.append(self._trace(
-                rows, column, style, showlegend=False,
-                color=colour[rows].astype(np.float32), colorscale=CONTINUOUS_SCALE, showscale=True,
-                colorbar=dict(title=dict(text=title, side="right"), thickness=14)))
-        missing = np.flatnonzero(~plotted)
-        if len(missing):  # say how many points the colour scale cannot show, and still draw them
-            traces.insert(0, self._trace(missing, f"{left_out}: {len(missing):,}", style, color=MISSING_COLOUR))
+                rows, column, style, showlegend=False, color=colour[rows].astype(np.float32), showscale=True,
+                colorbar=dict(title=dict(text=title, side="right"), thickness=14), **scale))
+        missing = int((~plotted).sum())
+        if missing:  # say how many sources the colour scale cannot show, and still draw them
+            traces.insert(0, self._trace(self._drawn(~plotted), f"{left_out}: {missing:,}", style, color=MISSING_COLOUR))
         return traces
 
     def _categorical_traces(self, series: pd.Series, style: MapStyle) -> list[dict]:
@@ -133,13 +253,43 @@ class MapFigure:
             other = f"other ({len(counts) - len(kept)} values)"
             labels = np.where(pd.Series(labels).isin(kept).to_numpy(), labels, other)
             kept.append(other)
+        kept = sorted(kept, key=lambda v: (v.startswith("other ("), v))
+        colours = [MISSING_COLOUR if label == "(missing)" or label.startswith("other (") else
+                   CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, label in enumerate(kept)]
         traces = []
-        for i, label in enumerate(sorted(kept, key=lambda v: (v.startswith("other ("), v))):
-            rows = np.flatnonzero(labels == label)
-            colour = MISSING_COLOUR if label == "(missing)" or label.startswith("other (") else \
-                CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
-            traces.append(self._trace(rows, f"{label} ({len(rows):,})", style, color=colour))
+        if self.is_density:
+            codes = pd.Categorical(labels, categories=kept).codes.astype(np.int64)
+            majority = self.density.majority(codes, len(kept))
+            steps = [[edge, colour] for i, colour in enumerate(colours) for edge in (i / len(kept), (i + 1) / len(kept))]
+            names = np.asarray(kept, dtype=object)[majority.astype(np.int64)]
+            traces.append(self._cell_layer(majority, dict(colorscale=steps, cmin=-0.5, cmax=len(kept) - 0.5),
+                                           "mostly", "%{text}", text=np.where(self.density.counts > 0, names, "")))
+        for label, colour in zip(kept, colours):
+            members = labels == label
+            traces.append(self._trace(self._drawn(members), f"{label} ({int(members.sum()):,})", style, color=colour))
         return traces
+
+    def _count_layer(self) -> dict:
+        """The density image: log10 of the number of sources per cell."""
+        counts = self.density.counts
+        z = np.log10(np.maximum(counts, 1)).astype(np.float64)
+        return self._heatmap("sources per cell", z, dict(colorscale=COUNT_SCALE, cmin=0.0, cmax=float(z.max()) or 1.0),
+                             "%{customdata:,} sources<extra></extra>", opacity=1.0)
+
+    def _cell_layer(self, per_cell: np.ndarray, scale: dict, label: str, value: str, **extra) -> dict:
+        """A per-cell statistic drawn over the density image, with the count in its hover."""
+        return self._heatmap(label, per_cell, scale, f"%{{customdata:,}} sources<br>{label}: {value}<extra></extra>",
+                             opacity=DENSITY_OPACITY, **extra)
+
+    def _heatmap(self, name: str, per_cell: np.ndarray, scale: dict, hovertemplate: str, *, opacity: float,
+                 text: np.ndarray | None = None) -> dict:
+        grid = self.density
+        trace = dict(type="heatmap", name=name, z=grid.grid(per_cell), customdata=grid.count_grid(),
+                     colorscale=scale["colorscale"], zmin=scale.get("cmin"), zmax=scale.get("cmax"), showscale=False,
+                     hoverongaps=False, hovertemplate=hovertemplate, opacity=opacity, **grid.axes())
+        if text is not None:
+            trace["text"] = text.reshape(grid.shape)
+        return trace
 
     def _overlay_trace(self, overlay: Overlay, style: MapStyle) -> dict:
         rows = np.asarray(overlay.rows, dtype=np.int64)
@@ -150,9 +300,38 @@ class MapFigure:
 
     def _trace(self, rows: np.ndarray, name: str, style: MapStyle, *, showlegend: bool = True, **marker) -> dict:
         marker = {"size": style.point_size, "opacity": style.opacity, **marker}
+        if self._position is None:
+            customdata, hovertext = self.customdata[rows], self.hovertext[rows]
+        elif (self._position[rows] >= 0).all():
+            customdata, hovertext = self.customdata[self._position[rows]], self.hovertext[self._position[rows]]
+        else:  # an overlay of sources the sample does not draw
+            customdata, hovertext = self._point_data(rows)
         return dict(type="scattergl", mode="markers", name=name, showlegend=showlegend,
-                    x=self.xy[rows, 0], y=self.xy[rows, 1], customdata=self.customdata[rows],
-                    hovertext=self.hovertext[rows], hovertemplate=self.hovertemplate, marker=marker)
+                    x=self.xy[rows, 0], y=self.xy[rows, 1], customdata=customdata,
+                    hovertext=hovertext, hovertemplate=self.hovertemplate, marker=marker)
+
+    # ------------------------------------------------------------------ selections on a density map
+
+    def selection(self, event) -> tuple[str, np.ndarray] | None:
+        """What a ``st.plotly_chart`` selection event means on a density map, over the whole catalogue.
+
+        A box or lasso: ("selection", every row inside). A click on a density cell (no source
+        drawn there): ("source", the row nearest the cell's centre). None when the event's own
+        points say it all: any map below ``DENSITY_FROM_N``, or a click on a drawn point.
+        """
+        if not self.is_density:
+            return None
+        selection = (event or {}).get("selection", {})
+        shapes = [("box", b) for b in selection.get("box") or []] + [("lasso", b) for b in selection.get("lasso") or []]
+        if shapes:
+            inside = [rows_in_box(self.xy, s["x"], s["y"]) if kind == "box" else rows_in_lasso(self.xy, s["x"], s["y"])
+                      for kind, s in shapes]
+            return "selection", np.unique(np.concatenate(inside))
+        points = selection.get("points") or []
+        if len(points) == 1 and points[0].get("customdata") is None and "x" in points[0] and "y" in points[0]:
+            target = np.array([float(points[0]["x"]), float(points[0]["y"])], dtype=np.float32)
+            return "source", np.array([int(np.argmin(((self.xy - target) ** 2).sum(axis=1)))])
+        return None
 
 
 def _hover_text(catalog: pd.DataFrame, categorical: list[str]) -> np.ndarray:

@@ -7,6 +7,17 @@ from explorer import ui, views
 from explorer.export import to_csv_bytes
 from explorer.figures import focus_overlays
 
+
+def select_on_map(loaded: ui.Loaded) -> None:
+    """Points resolve through their customdata; on a density map a box, lasso or click on a cell
+    resolves over the whole catalogue, not only the points drawn."""
+    ui.on_map_select(loaded.path)
+    picked = loaded.map.selection(st.session_state.get(ui.MAP_KEY))
+    if picked is not None:
+        kind, rows = picked
+        st.session_state[ui.FOCUS_KEY] = views.Focus(loaded.path, kind, tuple(rows.tolist())) if len(rows) else None
+
+
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
 
@@ -19,8 +30,12 @@ overlays = focus_overlays(result.row, result.neighbours.rows) if result else ()
 map_column, detail_column = st.columns([2.8, 1.2])
 with map_column:
     st.plotly_chart(loaded.map.figure(context.style, overlays), key=ui.MAP_KEY,
-                    on_select=partial(ui.on_map_select, loaded.path), selection_mode=("points", "box", "lasso"),
+                    on_select=partial(select_on_map, loaded), selection_mode=("points", "box", "lasso"),
                     config={"displaylogo": False, "scrollZoom": True})
+    if loaded.map.is_density:
+        st.caption(f"Shading: all {bundle.n:,} sources per cell (and the colour column's mean or majority). "
+                   f"Points: a sample of {len(loaded.map.drawn):,} spread over the map. Box and lasso select "
+                   "every source inside; clicking a cell picks the source nearest its centre.")
 with detail_column:
     if result:
         ui.source_panel(bundle, result.row)
@@ -37,5 +52,5 @@ elif focus:
     if len(rows) > views.SELECTION_GALLERY_CAP:
         st.caption(f"Showing the first {views.SELECTION_GALLERY_CAP} of {len(rows):,}; the CSV has all of them.")
     st.html(views.selection_gallery(bundle, rows))
-    st.download_button("Download selection (CSV)", to_csv_bytes(views.source_table(bundle, rows)),
+    st.download_button("Download selection (CSV)", lambda: to_csv_bytes(views.source_table(bundle, rows)),
                        file_name="selection.csv", mime="text/csv", icon=":material/download:")
