@@ -14,10 +14,20 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
 SIZE_COLUMNS = ("las_arcsec", "size")
 CLASS_COLUMNS = ("morphology", "fr_class")
+MAX_MAJORITY = 0.8  # a class column where one class dominates says little about the map (MiraBest's morphology)
 
 
 def _first(catalog: pd.DataFrame, names) -> str | None:
     return next((c for c in names if c in catalog.columns), None)
+
+
+def _class_column(catalog: pd.DataFrame) -> str | None:
+    for column in CLASS_COLUMNS:
+        if column in catalog.columns:
+            shares = catalog[column].astype("string").value_counts(normalize=True)
+            if len(shares) > 1 and shares.iloc[0] <= MAX_MAJORITY:
+                return column
+    return None
 
 
 def knn_scores(features: np.ndarray, target: np.ndarray, *, classify: bool, seed: int = 0, k: int = 10,
@@ -42,7 +52,7 @@ def map_organisation(embeddings: np.ndarray, map_xy: np.ndarray, catalog: pd.Dat
         if ok.sum() >= 20:
             out["log_size_r2_from_map"] = {"column": size_col, **knn_scores(np.asarray(map_xy)[ok], np.log10(size[ok]),
                                                                             classify=False, seed=seed)}
-    class_col = _first(catalog, CLASS_COLUMNS)
+    class_col = _class_column(catalog)
     if class_col is not None:
         labels = catalog[class_col].astype("string")
         ok = labels.notna().to_numpy()
