@@ -85,7 +85,7 @@ with query_column:
         if st.button("Show on the map", icon=":material/scatter_plot:"):
             ui.focus_on_source(loaded, match.row)
             st.switch_page(ui.EXPLORE_PAGE)
-        thumbnail = bundle.thumbnails[match.row]
+        thumbnail, title = bundle.thumbnails[match.row], str(bundle.catalog["id"].iat[match.row])
     else:
         thumbnail = query.query_thumbnail(bundle, result.image)
         st.image(to_rgb(thumbnail), caption=f"query cutout ({result.origin})", width="stretch")
