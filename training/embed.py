@@ -19,7 +19,7 @@ from explorer.bundle import write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
 from explorer.errors import cli_entry
 from explorer.preprocess import ASINH_SOFTENING, COLORMAP, preprocess, to_thumbnails
-from explorer.search import build_index
+from explorer.search import build_index, place_on_map
 from training.data import load_data
 from training.quality import map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
@@ -29,21 +29,71 @@ BASE_COLUMNS = {"id": {"unit": "", "description": "source identifier"},
                 "dec": {"unit": "deg", "description": "declination (ICRS)"}}
 
 
-def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_dist: float, seed: int):
-    """PCA then a cosine UMAP on the PCA space; returns (map [N, 2], pca, umap parameters)."""
+UMAP_FIT_MAX = 20_000     # UMAP is fitted on at most this many sources; the rest are placed (see fit_map)
+PCA_FIT_MAX = 100_000     # PCA is fitted on at most this many sources, then applied to all
+PLACEMENT_K = 5           # fitted neighbours whose map positions place each remaining source
+CHUNK = 100_000
+
+
+def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_dist: float, seed: int, *,
+            umap_fit_max: int = UMAP_FIT_MAX, progress: bool = False):
+    """PCA then a cosine UMAP on the PCA space; returns (map [N, 2], pca, map parameters).
+
+    At scale: PCA (randomized solver) is fitted on up to ``PCA_FIT_MAX`` random sources, UMAP on up
+    to ``umap_fit_max``; every other source is placed at the similarity-weighted mean of its
+    ``PLACEMENT_K`` most cosine-similar fitted sources in PCA space
+    (:func:`explorer.search.place_on_map`, the same rule that places out-of-sample queries).
+    """
     import umap  # imported here: numba compilation is slow and only this step needs it
 
     n, d = embeddings.shape
-    pca = PCA(n_components=min(pca_components, d, n), random_state=seed).fit(embeddings)
-    reduced = pca.transform(embeddings)
-    params = {"n_neighbors": min(n_neighbors, n - 1), "min_dist": min_dist, "metric": "cosine",
-              "random_state": seed, "input": "pca"}
+    rng = np.random.default_rng(seed)
+    pca_rows = _subset(n, PCA_FIT_MAX, rng)
+    pca = PCA(n_components=min(pca_components, d, len(pca_rows)), random_state=seed)
+    pca.fit(np.asarray(embeddings[pca_rows], dtype=np.float32))
+    reduced = np.concatenate([pca.transform(embeddings[i:i + CHUNK]).astype(np.float32) for i in range(0, n, CHUNK)])
+    fitted = _subset(n, umap_fit_max, rng)
+    params = {"n_neighbors": min(n_neighbors, len(fitted) - 1), "min_dist": min_dist, "metric": "cosine",
+              "random_state": seed, "input": "pca", "fitted_on": int(len(fitted)), "placed": int(n - len(fitted))}
     with warnings.catch_warnings():  # umap warns that a random_state disables parallelism: reproducibility wins
         warnings.simplefilter("ignore", UserWarning)
         reducer = umap.UMAP(n_components=2, n_neighbors=params["n_neighbors"], min_dist=min_dist, metric="cosine",
-                            random_state=seed)
-        map_xy = reducer.fit_transform(reduced)
-    return map_xy.astype(np.float32), pca, params
+                            random_state=seed, verbose=False)
+        fitted_xy = reducer.fit_transform(reduced[fitted]).astype(np.float32)
+    map_xy = np.empty((n, 2), dtype=np.float32)
+    map_xy[fitted] = fitted_xy
+    rest = np.setdiff1d(np.arange(n), fitted)
+    if len(rest):
+        params.update(placement="similarity-weighted mean of the nearest fitted sources (cosine, PCA space)",
+                      placement_k=PLACEMENT_K)
+        map_xy[rest] = place_by_neighbours(reduced[fitted], fitted_xy, reduced[rest], PLACEMENT_K, progress)
+    return map_xy, pca, params
+
+
+def _subset(n: int, at_most: int, rng: np.random.Generator) -> np.ndarray:
+    """All rows, or a sorted random subset of ``at_most``."""
+    return np.arange(n) if n <= at_most else np.sort(rng.choice(n, size=at_most, replace=False))
+
+
+def place_by_neighbours(fitted: np.ndarray, fitted_xy: np.ndarray, others: np.ndarray, k: int,
+                        progress: bool = False) -> np.ndarray:
+    """Map positions [m, 2] for ``others``: the cosine-weighted mean of their k nearest ``fitted`` points' positions."""
+    import faiss
+
+    from explorer.search import faiss_threads
+
+    def unit(x):
+        return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), dtype=np.float32)
+
+    index = faiss.IndexFlatIP(fitted.shape[1])
+    index.add(unit(fitted))
+    out = np.empty((len(others), 2), dtype=np.float32)
+    with faiss_threads():
+        for start in tqdm(range(0, len(others), CHUNK // 10), desc="placing on the map", unit="chunk",
+                          disable=not progress):
+            sims, rows = index.search(unit(others[start:start + CHUNK // 10]), k)
+            out[start:start + len(rows)] = place_on_map(fitted_xy, rows, sims)
+    return out
 
 
 def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
