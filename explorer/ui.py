@@ -180,23 +180,28 @@ def neighbour_panel(loaded: Loaded, row: int, k: int, dedup_arcsec: float | None
     st.subheader(f"{found} nearest neighbours of {source_id}")
     st.caption(f"Cosine similarity in the full {loaded.bundle.dim}-d embedding space{note}.")
     st.html(result.gallery)
-    export_buttons(loaded.bundle, result.table, f"neighbours_{source_id}", key=key)
+    export_buttons(loaded.bundle, lambda: result.table, f"neighbours_{source_id}", key=key)
     with st.expander("Neighbour table"):
         st.dataframe(result.table, hide_index=True, width="stretch")
     return result
 
 
-def export_buttons(bundle: Bundle, table, name: str, *, key: str) -> None:
-    """CSV and VOTable downloads, and a SAMP broadcast to TOPCAT/Aladin, side by side."""
+def export_buttons(bundle: Bundle, make_table, name: str, *, key: str) -> None:
+    """CSV and VOTable downloads, and a SAMP broadcast to TOPCAT/Aladin, side by side.
+
+    ``make_table()`` builds the table only when a button is used, so a million-source selection costs nothing until then.
+    """
+    columns = bundle.manifest.get("columns")
     csv_column, votable_column, samp_column = st.columns(3)
-    csv_column.download_button("CSV", to_csv_bytes(table), file_name=f"{name}.csv", mime="text/csv",
+    csv_column.download_button("CSV", lambda: to_csv_bytes(make_table()), file_name=f"{name}.csv", mime="text/csv",
                                key=f"{key}.csv", icon=":material/download:", width="stretch")
-    votable_column.download_button("VOTable", to_votable_bytes(table, bundle.manifest.get("columns"), name=name),
+    votable_column.download_button("VOTable", lambda: to_votable_bytes(make_table(), columns, name=name),
                                    file_name=f"{name}.xml", mime="application/x-votable+xml", key=f"{key}.votable",
                                    icon=":material/download:", width="stretch")
     if samp_column.button("Send to TOPCAT/Aladin (SAMP)", key=f"{key}.samp", icon=":material/send:", width="stretch"):
         try:
-            broadcast_table(table, name, bundle.manifest.get("columns"))
-            st.toast(f"Sent {len(table)} rows over SAMP.", icon=":material/check:")
+            table = make_table()
+            broadcast_table(table, name, columns)
+            st.toast(f"Sent {len(table):,} rows over SAMP.", icon=":material/check:")
         except InputError as e:
             st.error(str(e), icon=":material/error:")

@@ -4,7 +4,6 @@ from functools import partial
 import streamlit as st
 
 from explorer import ui, views
-from explorer.export import to_csv_bytes
 from explorer.figures import focus_overlays
 
 
@@ -52,5 +51,4 @@ elif focus:
     if len(rows) > views.SELECTION_GALLERY_CAP:
         st.caption(f"Showing the first {views.SELECTION_GALLERY_CAP} of {len(rows):,}; the CSV has all of them.")
     st.html(views.selection_gallery(bundle, rows))
-    st.download_button("Download selection (CSV)", lambda: to_csv_bytes(views.source_table(bundle, rows)),
-                       file_name="selection.csv", mime="text/csv", icon=":material/download:")
+    ui.export_buttons(bundle, lambda: views.source_table(bundle, rows), "selection", key="explore.selection")

@@ -98,7 +98,7 @@ with result_column:
     st.caption(f"Cosine similarity in the full {bundle.dim}-d embedding space.{note}")
     st.html(views.neighbour_gallery(bundle, GalleryItem(thumbnail, title, ("query",), highlight=True), result.neighbours))
     table = query.result_table(bundle, result)
-    ui.export_buttons(bundle, table, "similar_sources", key="search.results")
+    ui.export_buttons(bundle, lambda: table, "similar_sources", key="search.results")
     link = st.column_config.LinkColumn
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"simbad": link("SIMBAD", display_text="SIMBAD"), "ned": link("NED", display_text="NED"),

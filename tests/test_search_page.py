@@ -159,3 +159,13 @@ def test_an_upload_that_is_not_fits_is_rejected_clearly(real_bundle):
     app = app.run()
     assert_no_exception(app)
     assert "notes.fits" in app.error[0].value and not app.html
+
+
+def test_sending_results_over_samp_without_a_hub_says_so(bundle, monkeypatch, tmp_path):
+    monkeypatch.setenv("SAMP_HUB", "std-lockurl:file://" + str(tmp_path / "no-hub-here"))  # never a running hub
+    row = 42
+    app = type_query(search_page(), f"{bundle.catalog.ra[row]} {bundle.catalog.dec[row]}")
+    next(b for b in app.button if b.label.startswith("Send to TOPCAT")).click().run()
+    assert_no_exception(app)
+    assert app.error[0].value == "no SAMP hub is running; start TOPCAT or Aladin"
+    assert app.html  # the results stay on screen
