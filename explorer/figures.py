@@ -56,6 +56,13 @@ class Overlay:
     size_factor: float = 2.5
 
 
+def placed_query_trace(xy, name: str = "query (placed)") -> dict:
+    """An out-of-sample query, drawn where the search placed it: it has no catalogue row."""
+    return dict(type="scattergl", mode="markers", name=name, x=[float(xy[0])], y=[float(xy[1])],
+                marker=dict(symbol="star", size=20, color=FOCUS_COLOUR, line=dict(width=1, color="white")),
+                hovertemplate=f"{name}<extra></extra>")
+
+
 def is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 

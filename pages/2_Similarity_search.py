@@ -3,6 +3,7 @@ import streamlit as st
 
 from explorer import query, ui, views
 from explorer.errors import InputError
+from explorer.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
 from explorer.images import GalleryItem, to_rgb
 from explorer.sky.coords import EXAMPLES, FRAMES
 from explorer.sky.cutouts import provider_for
@@ -103,3 +104,13 @@ with result_column:
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"simbad": link("SIMBAD", display_text="SIMBAD"), "ned": link("NED", display_text="NED"),
                                 "legacy_survey": link("Legacy Survey", display_text="viewer")})
+
+st.subheader("On the map")
+neighbour_rows = tuple(int(r) for r in result.neighbours.rows)
+if result.used_catalogue_source:
+    figure = loaded.map.figure(context.style, focus_overlays(match.row, neighbour_rows), height=480)
+else:
+    figure = loaded.map.figure(context.style, (Overlay("nearest neighbours", neighbour_rows, "circle-open",
+                                                       NEIGHBOUR_COLOUR, 2.6),), height=480)
+    figure["data"].append(placed_query_trace(result.map_xy))
+st.plotly_chart(figure, key="search.map", config={"displaylogo": False, "scrollZoom": True})

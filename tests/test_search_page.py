@@ -148,7 +148,19 @@ def test_an_uploaded_fits_cutout_is_embedded_and_searched(real_bundle):
     app = app.run()
     assert_no_exception(app)
     assert app.html and "query" in app.html[0].value
-    assert len(app.dataframe[-1].value) == views.DEFAULT_K
+    table = app.dataframe[-1].value
+    assert len(table) == views.DEFAULT_K
+    # drawn on the map where search placed it: the similarity-weighted mean of its neighbours' positions
+    import json
+
+    import numpy as np
+
+    chart = next(c for c in app.get("plotly_chart") if c.proto.id and "search.map" in c.proto.id)
+    star = next(t for t in json.loads(chart.proto.spec)["data"] if t["name"] == "query (placed)")
+    rows = [int(np.flatnonzero(real_bundle.catalog["id"].to_numpy() == i)[0]) for i in table["id"]]
+    weights = table["cosine_similarity"].to_numpy()  # rounded to 4 decimals in the table
+    expected = (real_bundle.map_xy[rows] * weights[:, None]).sum(0) / weights.sum()
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], expected, rtol=1e-3, atol=1e-3)
 
 
 @needs_mirabest
