@@ -4,23 +4,39 @@
 
 Steps: encode every source (batched) -> L2-normalise -> PCA (<= 200 components)
 -> UMAP 2-D on the PCA space, cosine metric -> FAISS index -> thumbnails -> bundle.
+
+At survey scale the encoding is split into shards, run as separate jobs (e.g. a cluster job
+array), then merged into one bundle (PCA, map and index over all sources; the index type follows
+N, IVF-PQ from 10^7):
+
+    python -m training.embed --checkpoint runs/x --data <DATA> --out shards/0 --shard 0/4   # ... 3/4
+    python -m training.embed --merge shards/0 shards/1 shards/2 shards/3 --out bundles/survey
+
+A single run is the one-shard case of the same two steps.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
+from explorer.atomic import atomic_directory, write_json
 from explorer.bundle import write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
-from explorer.errors import cli_entry
+from explorer.errors import InputError, cli_entry
+from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, read_catalog_csv
 from explorer.preprocess import ASINH_SOFTENING, COLORMAP, preprocess, to_thumbnails
 from explorer.search import build_index, place_on_map
-from training.data import load_data
+from training.data import SourceSet, load_data
 from training.quality import map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
@@ -33,6 +49,7 @@ UMAP_FIT_MAX = 20_000     # UMAP is fitted on at most this many sources; the res
 PCA_FIT_MAX = 100_000     # PCA is fitted on at most this many sources, then applied to all
 PLACEMENT_K = 5           # fitted neighbours whose map positions place each remaining source
 CHUNK = 100_000
+SHARD_FILE = "shard.json"
 
 
 def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_dist: float, seed: int, *,
@@ -96,67 +113,209 @@ def place_by_neighbours(fitted: np.ndarray, fitted_xy: np.ndarray, others: np.nd
     return out
 
 
-def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
-                    batch_size: int = 256, progress: bool = True) -> Path:
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), with 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"--shard {text}: i must be 0 to n-1 and n at least 1")
+    return index, count
+
+
+def shard_rows(total: int, index: int, count: int) -> slice:
+    """Shard ``index`` of ``count``: a contiguous block of rows, so shards concatenate in order."""
+    return slice(total * index // count, total * (index + 1) // count)
+
+
+def load_shard(spec: str, shard: tuple[int, int], *, pixels: int, pixel_scale_arcsec: float,
+               progress: bool = True) -> SourceSet:
+    """The sources of one shard. A FITS catalogue directory is read only for the shard's rows (through
+    a temporary catalogue listing them); a simulation is drawn whole (it is the demo) and sliced."""
+    index, count = shard
+    path = Path(str(spec)).expanduser()
+    if count > 1 and path.is_dir():
+        table = read_catalog_csv(path)
+        subset = table.iloc[shard_rows(len(table), index, count)].copy()
+        for column in [c for c in subset.columns if c == "file" or c.startswith("file_")]:
+            subset[column] = [str(f if Path(f).is_absolute() else path.resolve() / f) for f in subset[column]]
+        with tempfile.TemporaryDirectory(prefix=f"shard-{index}-of-{count}-") as view:
+            subset.to_csv(Path(view) / CATALOG_FILE, index=False)
+            if (path / COLUMNS_FILE).is_file():
+                shutil.copy(path / COLUMNS_FILE, Path(view) / COLUMNS_FILE)
+            data = load_data(view, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress)
+        return dataclasses.replace(data, spec=str(path.resolve()))
+    data = load_data(spec, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress)
+    rows = shard_rows(len(data.catalog), index, count)
+    return dataclasses.replace(data, images=data.images[rows], catalog=data.catalog.iloc[rows].reset_index(drop=True))
+
+
+def _checkpoint_file(checkpoint: str | Path) -> Path:
     checkpoint = Path(checkpoint)
-    ckpt_file = checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
+    return checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
+
+
+def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shard: tuple[int, int] = (0, 1),
+                device: str = "auto", batch_size: int = 256, progress: bool = True) -> Path:
+    """Encode one shard of a catalogue into a shard folder: embeddings, catalogue rows, thumbnails.
+
+    A finished shard folder for the same checkpoint, data and shard is kept (reruns resume a job array).
+    """
+    ckpt_file, out = _checkpoint_file(checkpoint), Path(out)
     state = load_checkpoint(ckpt_file)
+    wanted = {"shard": list(shard), "data": str(data_spec), "checkpoint_sha256": sha256_file(ckpt_file)}
+    if (out / SHARD_FILE).is_file() and {k: _read_json(out / SHARD_FILE).get(k) for k in wanted} == wanted:
+        print(f"{out}: shard {shard[0]}/{shard[1]} is already embedded")
+        return out
     encoder, config = encoder_from_checkpoint(state)
-    data = load_data(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
-                     progress=progress)
+    data = load_shard(data_spec, shard, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                      progress=progress)
     if data.skipped:
         print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
     params = config.preprocessing
     pre = preprocess(data.images, params)
     embeddings = embed(encoder, pre, params, batch_size=batch_size, device=resolve_device(device), progress=progress)
+    with atomic_directory(out) as tmp:
+        data.catalog.to_parquet(tmp / "catalog.parquet", index=False)
+        np.save(tmp / "embeddings.npy", embeddings.reshape(len(data.catalog), -1).astype(np.float32))
+        np.save(tmp / "thumbnails.npy", to_thumbnails(pre))
+        write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
+                                      "n": len(data.catalog), "skipped": len(data.skipped), "columns": data.columns})
+    return out
 
-    stages = tqdm(total=4, desc="map, index, thumbnails", disable=not progress, unit="stage")
-    map_xy, pca, umap_params = fit_map(embeddings, config.map.pca_components, config.map.umap_neighbors,
-                                       config.map.umap_min_dist, config.seed)
-    stages.update()
-    index, index_info = build_index(embeddings)
-    stages.update()
-    thumbnails = to_thumbnails(pre)
-    stages.update()
-    quality = map_organisation(embeddings, map_xy, data.catalog, seed=config.seed)
 
-    enc = config.encoder
-    manifest = {
-        "description": f"{config.method.upper()} {enc.architecture} trained on {data_spec}",
-        "encoder": {"architecture": enc.architecture, "in_channels": enc.in_channels, "feature_dim": int(embeddings.shape[1]),
-                    "input_pixels": params.input_pixels, "ssl_method": config.method,
-                    "epochs_trained": int(state["epoch"]), "checkpoint_sha256": sha256_file(ckpt_file),
-                    "preprocessing": params.to_dict()},
-        "data": {"spec": str(data_spec), "pixels": config.data.pixels,
-                 "pixel_scale_arcsec": config.data.pixel_scale_arcsec, "skipped": len(data.skipped)},
-        "pca": {"n_components": int(pca.n_components_),
-                "explained_variance_ratio": [round(float(v), 6) for v in pca.explained_variance_ratio_],
-                "total_explained_variance": float(pca.explained_variance_ratio_.sum())},
-        "umap": umap_params,
-        "index": index_info,
-        "thumbnails": {"pixels": int(thumbnails.shape[1]), "stretch": "asinh", "softening": ASINH_SOFTENING,
-                       "colormap": COLORMAP},
-        "columns": {**BASE_COLUMNS, **{c: data.columns.get(c, {"unit": "", "description": ""})
-                                       for c in data.catalog.columns if c not in BASE_COLUMNS}},
-        "quality": quality,
-    }
-    path = write_bundle(out, manifest=manifest, catalog=data.catalog, embeddings=embeddings, map_xy=map_xy,
-                        thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_,
-                        encoder_state=encoder.state_dict())
-    stages.update()
-    stages.close()
+def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
+                    batch_size: int = 256, progress: bool = True) -> Path:
+    """Encode a whole catalogue and write its bundle: one shard, merged."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
+        shard = embed_shard(checkpoint, data_spec, Path(work) / "shard", device=device, batch_size=batch_size,
+                            progress=progress)
+        return merge_shards([shard], out, progress=progress)
+
+
+def merge_shards(shard_dirs, out: str | Path, *, progress: bool = True) -> Path:
+    """One bundle from the shard folders of one catalogue: PCA, map and index over all of them.
+
+    Every shard i/n of the same checkpoint and data must be there exactly once; the arrays are
+    concatenated in shard order into memory maps, so only the map and index steps hold them whole.
+    """
+    shards = sorted(((Path(d), _shard_meta(Path(d))) for d in shard_dirs), key=lambda s: s[1]["shard"][0])
+    first = shards[0][1]
+    for path, meta in shards:
+        for key in ("data", "checkpoint_sha256"):
+            if meta[key] != first[key]:
+                raise InputError(f"{path} was embedded with a different {key.replace('_', ' ')} than {shards[0][0]}")
+    count = first["shard"][1]
+    found = [meta["shard"][0] for _, meta in shards]
+    if any(meta["shard"][1] != count for _, meta in shards) or found != list(range(count)):
+        missing = sorted(set(range(count)) - set(found))
+        repeated = sorted({i for i in found if found.count(i) > 1})
+        raise InputError(f"the shards do not make one catalogue of {count}: "
+                         + "; ".join(filter(None, [f"missing {', '.join(f'{i}/{count}' for i in missing)}" if missing else "",
+                                                   f"given twice {', '.join(map(str, repeated))}" if repeated else "",
+                                                   "mixed shard counts" if not missing and not repeated else ""])))
+    ckpt_file = Path(first["checkpoint"])
+    if not ckpt_file.is_file() or sha256_file(ckpt_file) != first["checkpoint_sha256"]:
+        raise InputError(f"the checkpoint the shards were embedded with is no longer at {ckpt_file}")
+    state = load_checkpoint(ckpt_file)
+    encoder, config = encoder_from_checkpoint(state)
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.merge.", dir=out.parent) as work:
+        catalog = pd.concat([pd.read_parquet(p / "catalog.parquet") for p, _ in shards], ignore_index=True)
+        embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], Path(work) / "embeddings.npy")
+        thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], Path(work) / "thumbnails.npy")
+        stages = tqdm(total=4, desc="map, index, bundle", disable=not progress, unit="stage")
+        map_xy, pca, umap_params = fit_map(embeddings, config.map.pca_components, config.map.umap_neighbors,
+                                           config.map.umap_min_dist, config.seed, progress=progress)
+        stages.update()
+        index, index_info = build_index(embeddings, seed=config.seed, progress=progress)
+        stages.update()
+        quality = map_organisation(embeddings, map_xy, catalog, seed=config.seed)
+        stages.update()
+        params, enc = config.preprocessing, config.encoder
+        manifest = {
+            "description": f"{config.method.upper()} {enc.architecture} trained on {first['data']}",
+            "encoder": {"architecture": enc.architecture, "in_channels": enc.in_channels,
+                        "feature_dim": int(embeddings.shape[1]), "input_pixels": params.input_pixels,
+                        "ssl_method": config.method, "epochs_trained": int(state["epoch"]),
+                        "checkpoint_sha256": first["checkpoint_sha256"], "preprocessing": params.to_dict()},
+            "data": {"spec": first["data"], "pixels": config.data.pixels,
+                     "pixel_scale_arcsec": config.data.pixel_scale_arcsec,
+                     "skipped": sum(meta["skipped"] for _, meta in shards), "shards": count},
+            "pca": {"n_components": int(pca.n_components_),
+                    "explained_variance_ratio": [round(float(v), 6) for v in pca.explained_variance_ratio_],
+                    "total_explained_variance": float(pca.explained_variance_ratio_.sum())},
+            "umap": umap_params,
+            "index": index_info,
+            "thumbnails": {"pixels": int(thumbnails.shape[1]), "stretch": "asinh", "softening": ASINH_SOFTENING,
+                           "colormap": COLORMAP},
+            "columns": {**BASE_COLUMNS, **{c: first["columns"].get(c, {"unit": "", "description": ""})
+                                           for c in catalog.columns if c not in BASE_COLUMNS}},
+            "quality": quality,
+        }
+        path = write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,
+                            thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_,
+                            encoder_state=encoder.state_dict())
+        stages.update()
+        stages.close()
+        del embeddings, thumbnails  # release the memory maps before their folder goes
     return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path} is not readable: {e}") from None
+
+
+def _shard_meta(path: Path) -> dict:
+    if not (path / SHARD_FILE).is_file():
+        raise InputError(f"{path} is not a finished shard folder (no {SHARD_FILE}); run training.embed --shard first")
+    return _read_json(path / SHARD_FILE)
+
+
+def _concatenate(files: list[Path], out: Path) -> np.ndarray:
+    """The arrays of ``files`` stacked along rows into a memory-mapped .npy at ``out``."""
+    parts = [np.load(f, mmap_mode="r") for f in files]
+    merged = np.lib.format.open_memmap(out, mode="w+", dtype=parts[0].dtype,
+                                       shape=(sum(len(p) for p in parts), *parts[0].shape[1:]))
+    start = 0
+    for part in parts:
+        merged[start:start + len(part)] = part
+        start += len(part)
+    merged.flush()
+    return merged
 
 
 @cli_entry
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m training.embed", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="run directory or checkpoint.pt from training.train")
-    parser.add_argument("--data", required=True, help="FITS catalogue directory or sim:radio?n=5000&seed=0")
-    parser.add_argument("--out", required=True, help="bundle directory to write (replaced atomically)")
+    parser.add_argument("--checkpoint", help="run directory or checkpoint.pt from training.train")
+    parser.add_argument("--data", help="FITS catalogue directory or sim:radio?n=5000&seed=0")
+    parser.add_argument("--out", required=True, help="bundle (or, with --shard, shard) folder to write, atomically")
+    parser.add_argument("--shard", help="i/n: embed only shard i of n (contiguous rows) into a shard folder")
+    parser.add_argument("--merge", nargs="+", metavar="SHARD_DIR", help="build one bundle from all n shard folders")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=256)
     args = parser.parse_args(argv)
+    if args.merge:
+        if args.shard or args.checkpoint or args.data:
+            raise InputError("--merge takes only shard folders and --out (the shards know their checkpoint and data)")
+        print(f"bundle: {merge_shards(args.merge, args.out)}")
+        return
+    if not (args.checkpoint and args.data):
+        raise InputError("--checkpoint and --data are required (or --merge SHARD_DIR ... to join shards)")
+    if args.shard:
+        path = embed_shard(args.checkpoint, args.data, args.out, shard=parse_shard(args.shard), device=args.device,
+                           batch_size=args.batch_size)
+        print(f"shard: {path}")
+        return
     path = embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size)
     print(f"bundle: {path}")
 

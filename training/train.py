@@ -4,6 +4,12 @@
 
 A checkpoint is written atomically after every epoch; rerunning the same command
 resumes from ``<RUN_DIR>/checkpoint.pt``. ``loss.csv`` logs every epoch.
+
+Several GPUs or machines: the same command under ``torchrun`` (DistributedDataParallel; see
+:mod:`training.distributed`). The global batch (``optim.batch_size``) is split across the
+processes, so the run follows the same trajectory as one process; only rank 0 writes.
+
+    torchrun --nproc_per_node 4 -m training.train --config configs/byol_resnet18.yaml --data ... --out runs/x
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ from explorer.preprocess import preprocess
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig, config_from_dict, load_config
 from training.data import load_data
+from training.distributed import (assert_replicas_agree, mean_across, processes_from_env, start, stop,
+                                  sync_batchnorm)
 from training.ssl import BYOL, cosine_momentum
 
 CHECKPOINT = "checkpoint.pt"
@@ -70,7 +78,16 @@ def _comparable(config_dict: dict) -> dict:
 
 def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: str = "auto",
           progress: bool = True) -> Path:
-    run_dir = Path(run_dir)
+    procs = processes_from_env()
+    dev = start(procs, resolve_device(device))
+    try:
+        return _train(config, data_spec, Path(run_dir), dev, procs, progress and procs.is_main)
+    finally:
+        stop(procs)
+
+
+def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device, procs, progress: bool) -> Path:
+    say = print if procs.is_main else (lambda *args: None)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
     resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
@@ -78,15 +95,14 @@ def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: s
         if _comparable(resumed["config"]) != _comparable(config.to_dict()) or resumed["data_spec"] != str(data_spec):
             raise InputError(f"{run_dir} holds a run with a different config or data; choose a new --out")
         if resumed["epoch"] >= config.optim.epochs:
-            print(f"{run_dir}: already trained for {resumed['epoch']} epochs")
+            say(f"{run_dir}: already trained for {resumed['epoch']} epochs")
             return ckpt_path
 
     torch.manual_seed(config.seed)
-    dev = resolve_device(device)
     data = load_data(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
                      progress=progress)
     if data.skipped:
-        print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
+        say(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
     if data.images.shape[1] != config.encoder.in_channels:
         raise InputError(f"the data has {data.images.shape[1]} band(s) but encoder.in_channels is "
                          f"{config.encoder.in_channels}")
@@ -94,32 +110,42 @@ def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: s
 
     encoder, feature_dim = build_encoder(config.encoder.architecture, config.encoder.in_channels)
     b = config.byol
-    model = BYOL(encoder, feature_dim, b.projection_hidden, b.projection_dim, b.prediction_hidden).to(dev)
+    model = BYOL(encoder, feature_dim, b.projection_hidden, b.projection_dim, b.prediction_hidden)
     n = len(images)
-    batch_size = min(config.optim.batch_size, n)
+    batch_size = min(config.optim.batch_size, n)  # the global batch, over all processes
+    if batch_size % procs.world_size:
+        raise InputError(f"the batch size {batch_size} does not split evenly over {procs.world_size} processes")
+    share = slice(procs.rank * batch_size // procs.world_size, (procs.rank + 1) * batch_size // procs.world_size)
     steps_per_epoch = n // batch_size  # drop the ragged last batch: BatchNorm dislikes tiny batches
     total_steps = config.optim.epochs * steps_per_epoch
     peak_lr = config.optim.base_lr * batch_size / 256
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=peak_lr,
-                                momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
     use_amp = dev.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     start_epoch, step, history = 0, 0, []
     if resumed is not None:
         model.load_state_dict(resumed["model"])
+    if procs.distributed:  # statistics over the global batch, then one replica per process
+        model = sync_batchnorm(model, dev).to(dev)
+        replicas = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    else:
+        model = replicas = model.to(dev)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=peak_lr,
+                                momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
+    if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         scaler.load_state_dict(resumed["scaler"])
         start_epoch, step, history = resumed["epoch"], resumed["step"], resumed["history"]
-        print(f"resuming {run_dir} from epoch {start_epoch}")
+        say(f"resuming {run_dir} from epoch {start_epoch}")
     aug = augment_config(config)
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.perf_counter()
-        # Seeded per epoch, so a resumed run draws the same batches and views as an uninterrupted one.
+        # Seeded per epoch, so a resumed run draws the same batches and views as an uninterrupted one;
+        # every process draws the whole global batch's views, then trains on its share.
         order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         views_rng = torch.Generator(device=dev).manual_seed(config.seed * 100_019 + epoch)
-        model.train()
+        replicas.train()
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.optim.epochs}", disable=not progress,
                    unit="step")
@@ -129,25 +155,28 @@ def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: s
                 group["lr"] = lr
             batch = images[order[i * batch_size:(i + 1) * batch_size]].to(dev, non_blocking=True)
             with torch.no_grad():
-                view1, view2 = augment(batch, aug, views_rng), augment(batch, aug, views_rng)
+                view1, view2 = augment(batch, aug, views_rng)[share], augment(batch, aug, views_rng)[share]
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                loss = model(view1, view2)
+                loss = replicas(view1, view2)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             model.update_target(cosine_momentum(step, total_steps, b.base_momentum))
             step += 1
-            losses.append(loss.item())
+            losses.append(mean_across(loss, procs))
             bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.3g}")
+        assert_replicas_agree(model, procs)
         history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1), "lr": lr,
-                        "seconds": round(time.perf_counter() - t0, 2), "images": n, "device": str(dev)})
-        with atomic_path(ckpt_path) as tmp:
-            torch.save({"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
-                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(), "history": history}, tmp)
-        with atomic_path(run_dir / LOSS_LOG) as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
+                        "seconds": round(time.perf_counter() - t0, 2), "images": n, "device": str(dev),
+                        "processes": procs.world_size})
+        if procs.is_main:
+            with atomic_path(ckpt_path) as tmp:
+                torch.save({"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
+                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scaler": scaler.state_dict(), "history": history}, tmp)
+            with atomic_path(run_dir / LOSS_LOG) as tmp:
+                pd.DataFrame(history).to_csv(tmp, index=False)
     return ckpt_path
 
 
@@ -166,7 +195,8 @@ def main(argv=None):
             raise InputError("--epochs must be at least 1")
         config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=args.epochs))
     path = train(config, args.data, args.out, device=args.device)
-    print(f"checkpoint: {path}")
+    if processes_from_env().is_main:
+        print(f"checkpoint: {path}")
 
 
 if __name__ == "__main__":
