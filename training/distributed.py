@@ -128,5 +128,5 @@ def assert_replicas_agree(module: nn.Module, procs: Processes) -> None:
                                 if t.is_floating_point()]).to(next(module.parameters()).device)
     gathered = [torch.empty_like(checksum) for _ in range(procs.world_size)]
     dist.all_gather(gathered, checksum)
-    if not all(torch.equal(g, gathered[0]) for g in gathered):
+    if not all(torch.allclose(g, gathered[0], rtol=1e-6, atol=0) for g in gathered):
         raise RuntimeError("the processes' model replicas have drifted apart; the run cannot continue")
