@@ -124,16 +124,17 @@ def neighbour_result(bundle, row: int, k: int = DEFAULT_K, *, dedup_arcsec: floa
 
 def neighbour_gallery(bundle, query: GalleryItem, neighbours: Neighbours) -> str:
     """The query tile, then one tile per neighbour captioned with its cosine similarity."""
-    ids = bundle.catalog["id"].to_numpy()
-    items = [query] + [GalleryItem(bundle.thumbnails[r], str(ids[r]), (f"cos {s:.3f}",))
-                       for r, s in zip(neighbours.rows, neighbours.similarity)]
+    ids = bundle.catalog["id"].iloc[neighbours.rows]  # index first: converting a 10^6-row column costs ~60 ms
+    items = [query] + [GalleryItem(bundle.thumbnails[r], str(i), (f"cos {s:.3f}",))
+                       for r, i, s in zip(neighbours.rows, ids, neighbours.similarity)]
     return gallery_html(items)
 
 
 def selection_gallery(bundle, rows, cap: int = SELECTION_GALLERY_CAP) -> str:
     """Thumbnails of the first ``cap`` selected sources."""
-    ids = bundle.catalog["id"].to_numpy()
-    return gallery_html([GalleryItem(bundle.thumbnails[r], str(ids[r])) for r in np.asarray(rows)[:cap]])
+    shown = np.asarray(rows)[:cap]
+    ids = bundle.catalog["id"].iloc[shown]
+    return gallery_html([GalleryItem(bundle.thumbnails[r], str(i)) for r, i in zip(shown, ids)])
 
 
 def catalog_coords(bundle) -> SkyCoord:
