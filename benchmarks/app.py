@@ -67,6 +67,7 @@ POINT_NEAR = """(where) => {
     } });
   return best;
 }"""
+SCRIPT_IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
 NEIGHBOUR_HEADING = ("() => ([...document.querySelectorAll('h3')].map(h => h.innerText)"
                      ".find(t => t.includes('nearest neighbours of')) || '')")
 PLOT_AREA = """() => { const plot = document.querySelector('.js-plotly-plot'), s = plot._fullLayout._size,
@@ -259,10 +260,8 @@ def bench_in_app(browser, bundle_path: Path, bundle) -> dict:
                 page.wait_for_function(MAP_PAINTED, timeout=PAINT_TIMEOUT_MS, polling=20)
                 reloads.append(time.perf_counter() - reload_start)
             out["warm_reload_s"] = float(np.median(reloads))
-            page.wait_for_load_state("networkidle")
-            page.wait_for_timeout(1000)  # let the page settle: a click must not race the first reruns
+            settle(page)
             out["zoom_ms"] = zoom(page)
-            page.wait_for_timeout(300)
             zoomed = page.evaluate(AXIS_RANGES)
             clicks = [click_point(page, 0.45)]
             out["zoom_kept"] = np.allclose(page.evaluate(AXIS_RANGES), zoomed)
@@ -273,6 +272,13 @@ def bench_in_app(browser, bundle_path: Path, bundle) -> dict:
     finally:
         shutil.rmtree(listing, ignore_errors=True)
     return out
+
+
+def settle(page) -> None:
+    """Wait, as a user would, until the app's script has finished and its chart is drawn."""
+    page.wait_for_function(SCRIPT_IDLE, timeout=PAINT_TIMEOUT_MS, polling=20)
+    page.wait_for_function(MAP_PAINTED, timeout=PAINT_TIMEOUT_MS, polling=20)
+    page.wait_for_timeout(300)
 
 
 def drag(page, dragmode: str, low: float, high: float) -> float:
@@ -301,6 +307,7 @@ def zoom(page) -> float:
 
 def box_select(page, bundle) -> dict:
     """Drag a box over the middle of the visible map; time until the page lists the selection."""
+    settle(page)
     page.evaluate(RECORD_BOX)
     start = drag(page, "select", 0.3, 0.6)
     heading = page.get_by_text(re.compile(r"^Selection: [\d,]+ sources$"))
@@ -315,7 +322,7 @@ def box_select(page, bundle) -> dict:
 def click_point(page, where: float) -> float:
     """Hover then click the drawn point nearest ``where`` x (width, height) of the plot area; milliseconds
     until a new neighbour gallery is shown (plotly may pick an overlapping neighbour of the point aimed at)."""
-    page.wait_for_timeout(1000)  # as a user would: the previous rerun has finished drawing
+    settle(page)
     before = page.evaluate(NEIGHBOUR_HEADING)
     point = page.evaluate(POINT_NEAR, where)
     page.mouse.move(point["x"], point["y"], steps=4)

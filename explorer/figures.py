@@ -9,9 +9,8 @@ From ``DENSITY_FROM_N`` sources on, drawing every point would send tens of megab
 browser, so the map becomes a density image (a 2-D histogram computed here, drawn as Plotly
 heatmaps: the source count, and with a colour column its mean or majority per cell) with
 WebGL points for a stratified sample on top: every occupied region keeps some points, dense
-cores are thinned. Selections still mean real sources: :meth:`MapFigure.selection` turns a
-box or lasso into every source inside it, and a click on a density cell into the source
-nearest the cell's centre.
+cores are thinned. Selections still mean real sources: a click hits a drawn point, and
+:meth:`MapFigure.selection` turns a box or lasso into every source inside it.
 """
 from __future__ import annotations
 
@@ -319,26 +318,18 @@ class MapFigure:
 
     # ------------------------------------------------------------------ selections on a density map
 
-    def selection(self, event) -> tuple[str, np.ndarray] | None:
-        """What a ``st.plotly_chart`` selection event means on a density map, over the whole catalogue.
-
-        A box or lasso: ("selection", every row inside). A click on a density cell (no source
-        drawn there): ("source", the row nearest the cell's centre). None when the event's own
-        points say it all: any map below ``DENSITY_FROM_N``, or a click on a drawn point.
-        """
+    def selection(self, event) -> np.ndarray | None:
+        """The rows a box or lasso on a density map encloses, over the whole catalogue (not only the
+        points drawn). None when the event's own points say it all: any map below
+        ``DENSITY_FROM_N``, or a click (plotly reports clicks on drawn points only)."""
         if not self.is_density:
             return None
         selection = (event or {}).get("selection", {})
-        shapes = [("box", b) for b in selection.get("box") or []] + [("lasso", b) for b in selection.get("lasso") or []]
-        if shapes:
-            inside = [rows_in_box(self.xy, s["x"], s["y"]) if kind == "box" else rows_in_lasso(self.xy, s["x"], s["y"])
-                      for kind, s in shapes]
-            return "selection", np.unique(np.concatenate(inside))
-        points = selection.get("points") or []
-        if len(points) == 1 and points[0].get("customdata") is None and "x" in points[0] and "y" in points[0]:
-            target = np.array([float(points[0]["x"]), float(points[0]["y"])], dtype=np.float32)
-            return "source", np.array([int(np.argmin(((self.xy - target) ** 2).sum(axis=1)))])
-        return None
+        shapes = [(rows_in_box, s) for s in selection.get("box") or []]
+        shapes += [(rows_in_lasso, s) for s in selection.get("lasso") or []]
+        if not shapes:
+            return None
+        return np.unique(np.concatenate([inside(self.xy, s["x"], s["y"]) for inside, s in shapes]))
 
 
 def _hover_text(catalog: pd.DataFrame, categorical: list[str]) -> np.ndarray:

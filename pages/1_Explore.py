@@ -8,13 +8,12 @@ from explorer.figures import focus_overlays
 
 
 def select_on_map(loaded: ui.Loaded) -> None:
-    """Points resolve through their customdata; on a density map a box, lasso or click on a cell
-    resolves over the whole catalogue, not only the points drawn."""
+    """Points resolve through their customdata; on a density map a box or lasso resolves over the
+    whole catalogue, not only the points drawn."""
     ui.on_map_select(loaded.path)
-    picked = loaded.map.selection(st.session_state.get(ui.MAP_KEY))
-    if picked is not None:
-        kind, rows = picked
-        st.session_state[ui.FOCUS_KEY] = views.Focus(loaded.path, kind, tuple(rows.tolist())) if len(rows) else None
+    rows = loaded.map.selection(st.session_state.get(ui.MAP_KEY))
+    if rows is not None:
+        st.session_state[ui.FOCUS_KEY] = views.Focus(loaded.path, "selection", tuple(rows.tolist())) if len(rows) else None
 
 
 context = ui.context()
@@ -33,8 +32,8 @@ with map_column:
                     config={"displaylogo": False, "scrollZoom": True})
     if loaded.map.is_density:
         st.caption(f"Shading: all {bundle.n:,} sources per cell (and the colour column's mean or majority). "
-                   f"Points: a sample of {len(loaded.map.drawn):,} spread over the map. Box and lasso select "
-                   "every source inside; clicking a cell picks the source nearest its centre.")
+                   f"Points: a sample of {len(loaded.map.drawn):,} spread over the map (zoom in to click "
+                   "between them). Box and lasso select every source inside, drawn or not.")
 with detail_column:
     if result:
         ui.source_panel(bundle, result.row)

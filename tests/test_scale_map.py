@@ -126,23 +126,20 @@ def test_neighbours_outside_the_sample_are_still_highlighted(bundle, density_map
 def test_a_box_or_lasso_selects_every_source_inside_not_only_the_sample(bundle, density_map):
     xy = bundle.map_xy.astype(np.float64)
     (x0, y0), (x1, y1) = np.percentile(xy, 20, axis=0), np.percentile(xy, 70, axis=0)
-    kind, rows = density_map.selection({"selection": {"points": [], "box": [{"x": [x1, x0], "y": [y0, y1]}]}})
+    rows = density_map.selection({"selection": {"points": [], "box": [{"x": [x1, x0], "y": [y0, y1]}]}})
     inside = (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
-    assert kind == "selection" and rows.tolist() == np.flatnonzero(inside).tolist()
+    assert rows.tolist() == np.flatnonzero(inside).tolist()
     assert len(rows) > len(np.intersect1d(rows, density_map.drawn))  # more than the drawn points in the box
 
     triangle = np.array([[x0, y0], [x1, y0], [x0, y1]])
-    kind, rows = density_map.selection({"selection": {"lasso": [{"x": triangle[:, 0], "y": triangle[:, 1]}]}})
+    rows = density_map.selection({"selection": {"lasso": [{"x": triangle[:, 0], "y": triangle[:, 1]}]}})
     u, v = (xy[:, 0] - x0) / (x1 - x0), (xy[:, 1] - y0) / (y1 - y0)  # inside the right triangle: u, v >= 0, u + v <= 1
     assert rows.tolist() == np.flatnonzero((u >= 0) & (v >= 0) & (u + v <= 1)).tolist()
     assert rows_in_lasso(xy, [0, 1], [0, 1]).size == 0 and rows_in_box(xy, [x0, x0], [y1, y1]).size == 0
 
 
-def test_a_click_on_a_cell_picks_the_nearest_source(bundle, density_map):
-    target = bundle.map_xy[42] + 1e-4
-    kind, rows = density_map.selection({"selection": {"points": [{"curve_number": 0, "x": target[0], "y": target[1]}]}})
-    assert kind == "source" and rows.tolist() == [42]
-    drawn_point = {"selection": {"points": [{"x": 0.0, "y": 0.0, "customdata": {"0": 3.0}}]}}
+def test_clicks_and_small_maps_resolve_through_the_points(bundle, density_map):
+    drawn_point = {"selection": {"points": [{"x": 0.0, "y": 0.0, "customdata": {"0": 3.0}}], "box": [], "lasso": []}}
     assert density_map.selection(drawn_point) is None  # a drawn point resolves through its customdata
     assert MapFigure(bundle).selection({"selection": {"box": [{"x": [0, 1], "y": [0, 1]}]}}) is None  # small map
 
@@ -164,9 +161,28 @@ def test_the_app_draws_a_large_catalogue_as_density_and_lists_a_large_selection(
     assert types[:2] == ["heatmap", "heatmap"] and "scattergl" in types  # counts, majority, then sample points
     assert any("Box and lasso select every source inside" in c.value for c in app.caption)
 
-    kind, rows = MapFigure(bundle).selection({"selection": {"box": [{"x": [-10, 10], "y": [-10, 0]}]}})
-    app.session_state[ui.FOCUS_KEY] = views.Focus(str(Path(large_bundle).resolve()), kind, tuple(rows.tolist()))
+    rows = MapFigure(bundle).selection({"selection": {"box": [{"x": [-10, 10], "y": [-10, 0]}]}})
+    app.session_state[ui.FOCUS_KEY] = views.Focus(str(Path(large_bundle).resolve()), "selection", tuple(rows.tolist()))
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert app.subheader[0].value == f"Selection: {len(rows):,} sources" and len(rows) > 10_000
     assert app.get("download_button")
+
+
+@pytest.mark.browser
+def test_a_box_dragged_in_the_browser_lists_every_source_inside_it(large_bundle):
+    """The real app in headless Chromium: the box plotly reports reaches the page as every catalogue row in it."""
+    from benchmarks.app import box_select
+    from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, streamlit_app
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with streamlit_app(Path(large_bundle).parent) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.goto(url)
+        page.wait_for_function(MAP_PAINTED, timeout=120_000)
+        result = box_select(page, load_bundle(large_bundle))
+        browser.close()
+    assert result["box_listed"] == result["box_inside"] > SAMPLE  # all of them, not the few points drawn
