@@ -27,6 +27,7 @@ from explorer.errors import InputError
 
 NO_HUB_MESSAGE = "no SAMP hub is running; start TOPCAT or Aladin"
 SAMP_FILES_KEPT_SECONDS = 24 * 3600  # receivers read the file after the message; keep it a while
+SAMP_DELIVERY_GRACE_SECONDS = 1.0    # the hub delivers in threads and drops messages whose sender has already left
 
 
 def to_astropy_table(table: pd.DataFrame, columns: dict | None = None, *, name: str = "results") -> Table:
@@ -79,6 +80,7 @@ def broadcast_table(table: pd.DataFrame, name: str, columns: dict | None = None,
     try:
         client.notify_all({"samp.mtype": "table.load.votable",
                            "samp.params": {"url": path.as_uri(), "table-id": table_id, "name": name}})
+        time.sleep(SAMP_DELIVERY_GRACE_SECONDS)
     finally:
         client.disconnect()
     return table_id
