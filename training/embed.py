@@ -33,16 +33,14 @@ from explorer.atomic import atomic_directory, write_json
 from explorer.bundle import write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
 from explorer.errors import InputError, cli_entry
-from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, read_catalog_csv
+from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, read_catalog_csv
 from explorer.preprocess import ASINH_SOFTENING, COLORMAP, preprocess, to_thumbnails
 from explorer.search import build_index, place_on_map
 from training.data import SourceSet, load_data
 from training.quality import map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
-BASE_COLUMNS = {"id": {"unit": "", "description": "source identifier"},
-                "ra": {"unit": "deg", "description": "right ascension (ICRS)"},
-                "dec": {"unit": "deg", "description": "declination (ICRS)"}}
+BASE_COLUMNS = {c: {"unit": KNOWN_COLUMNS[c][0], "description": KNOWN_COLUMNS[c][1]} for c in ("id", "ra", "dec")}
 
 
 UMAP_FIT_MAX = 20_000     # UMAP is fitted on at most this many sources; the rest are placed (see fit_map)
