@@ -40,6 +40,10 @@ ISOLATED_POINT = """() => {
   return -1;
 }"""
 
+# True once plotly's hover has caught up with the mouse and picked the given bundle row.
+HOVERING_ROW = """(row) => (document.querySelector('.js-plotly-plot')._hoverdata || [])
+  .some(point => Math.round(point.customdata[0]) === row)"""
+
 
 @pytest.fixture(scope="module")
 def app_url(synthetic_bundle, tmp_path_factory):
@@ -74,8 +78,10 @@ def test_click_a_point_shows_its_neighbour_gallery(page, synthetic_bundle):
     index = page.evaluate(ISOLATED_POINT)
     assert index >= 0
     point = page.evaluate(POINT_ON_PAGE, [0, index])
-    page.mouse.move(point["x"], point["y"], steps=4)  # hover first, as a user does: plotly picks on hover
-    page.wait_for_selector(".js-plotly-plot .hoverlayer .hovertext", timeout=10_000)
+    # Hover first, as a user does: plotly clicks the point it last hovered, and hover is throttled,
+    # so a click while the hover still holds a point passed on the way would pick that one.
+    page.mouse.move(point["x"], point["y"], steps=4)
+    page.wait_for_function(HOVERING_ROW, arg=point["row"], timeout=10_000)
     page.mouse.click(point["x"], point["y"])
 
     gallery = page.locator(".explorer-gallery figure")
