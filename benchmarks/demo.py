@@ -1,0 +1,86 @@
+"""The demo build on this machine against its 5-minute target, beside paper 1's encoder input size.
+
+    python -m benchmarks.demo [--baseline-epochs 1] [--threads 2]
+
+- Ours: ``training.demo``'s whole build (simulate 5,000 sources -> BYOL on ``configs/demo.yaml``,
+  70 px crops resampled to 32 px -> embed into a bundle), in a fresh directory, each step timed.
+- Baseline: the same recipe with paper 1's encoder input (the 70 px crop, not resampled). Its
+  training epochs are timed on the same simulated sky (``--baseline-epochs``, 1 by default) and
+  scaled to the demo's epoch count; its simulate and embed steps are taken as ours (a lower bound).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from training.config import load_config
+from training.demo import DEMO_CONFIG, build_demo
+from training.train import LOSS_LOG, train
+
+TARGET_S = 300.0
+
+
+def epoch_seconds(run_dir: Path) -> list[float]:
+    return pd.read_csv(run_dir / LOSS_LOG)["seconds"].tolist()
+
+
+def row(label: str, ours: str, baseline: str = "") -> None:
+    print(f"{label:<46}{ours:>16}{baseline:>26}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline-epochs", type=int, default=1, help="70 px epochs to time (0: skip the baseline)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is for 2 cores)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    config = load_config(DEMO_CONFIG)
+    epochs = config.optim.epochs
+
+    with tempfile.TemporaryDirectory(prefix="demo-bench-") as tmp:
+        tmp = Path(tmp)
+        start = time.perf_counter()
+        result = build_demo(force=True, sky_dir=tmp / "sky", run_dir=tmp / "run", bundle_dir=tmp / "bundle")
+        wall = time.perf_counter() - start
+        ours = result["seconds"]
+        ours_epochs = epoch_seconds(tmp / "run")
+        quality = json.loads((result["bundle"] / "manifest.json").read_text()).get("quality", {})
+
+        baseline_epochs = []
+        if args.baseline_epochs:
+            paper_input = dataclasses.replace(
+                config, preprocessing=dataclasses.replace(config.preprocessing, input_pixels=config.preprocessing.crop_pixels),
+                optim=dataclasses.replace(config.optim, epochs=args.baseline_epochs))
+            train(paper_input, str(tmp / "sky"), tmp / "baseline-run")
+            baseline_epochs = epoch_seconds(tmp / "baseline-run")
+
+    p = config.preprocessing
+    print(f"\nDemo build, {torch.get_num_threads()} torch threads, {epochs} epochs of "
+          f"{config.optim.batch_size}-image batches over 5,000 sources")
+    row("", f"ours ({p.input_pixels} px)", f"paper-1 input ({p.crop_pixels} px)")
+    per_epoch = sum(ours_epochs) / len(ours_epochs)
+    row("simulate (s)", f"{ours['simulate']:.0f}", "same")
+    row("one training epoch (s)", f"{per_epoch:.1f}",
+        f"{sum(baseline_epochs) / len(baseline_epochs):.1f}" if baseline_epochs else "skipped")
+    row("train, load + all epochs (s)", f"{ours['train']:.0f}",
+        f"~{ours['train'] - sum(ours_epochs) + epochs * sum(baseline_epochs) / len(baseline_epochs):.0f} (scaled)"
+        if baseline_epochs else "")
+    row("embed: encode, PCA, UMAP, index (s)", f"{ours['embed']:.0f}", ">= ours")
+    total_baseline = (wall - sum(ours_epochs) + epochs * sum(baseline_epochs) / len(baseline_epochs)
+                      if baseline_epochs else None)
+    row("whole build, wall clock (s)", f"{wall:.0f}", f">= {total_baseline:.0f}" if total_baseline else "")
+    row(f"within {TARGET_S:.0f} s target", "yes" if wall <= TARGET_S else "NO",
+        ("yes" if total_baseline <= TARGET_S else "no") if total_baseline else "")
+    for name, q in quality.items():
+        row(f"{name} ({q['column']})", f"{q['score']:.3f}", f"chance {q['chance']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
