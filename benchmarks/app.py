@@ -67,6 +67,12 @@ POINT_NEAR = """(where) => {
     } });
   return best;
 }"""
+# True once plotly's hover holds a point drawn within 6 px of the given page position.
+HOVER_UNDER = """([x, y]) => {
+  const plot = document.querySelector('.js-plotly-plot'), layout = plot._fullLayout, box = plot.getBoundingClientRect();
+  return (plot._hoverdata || []).some(p => Math.hypot(box.left + layout._size.l + layout.xaxis.l2p(p.x) - x,
+                                                       box.top + layout._size.t + layout.yaxis.l2p(p.y) - y) < 6);
+}"""
 SCRIPT_IDLE = "() => document.querySelector('.stApp')?.getAttribute('data-test-script-state') === 'notRunning'"
 NEIGHBOUR_HEADING = ("() => ([...document.querySelectorAll('h3')].map(h => h.innerText)"
                      ".find(t => t.includes('nearest neighbours of')) || '')")
@@ -326,7 +332,8 @@ def click_point(page, where: float) -> float:
     before = page.evaluate(NEIGHBOUR_HEADING)
     point = page.evaluate(POINT_NEAR, where)
     page.mouse.move(point["x"], point["y"], steps=4)
-    page.wait_for_selector(".js-plotly-plot .hoverlayer .hovertext", timeout=10_000)
+    # plotly clicks the point it last hovered, and hover is throttled: wait until it is under the cursor
+    page.wait_for_function(HOVER_UNDER, arg=[point["x"], point["y"]], timeout=10_000)
     start = time.perf_counter()
     page.mouse.click(point["x"], point["y"])
     page.wait_for_function(f"() => {{ const h = ({NEIGHBOUR_HEADING})(); return h && h !== {before!r}; }}",
