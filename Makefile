@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Local only by default; HOST=0.0.0.0 exposes the explorer to the network (see README).
+HOST ?= 127.0.0.1
 # The demo's cache folder (simulated FITS, training run, bundle); see README "The demo".
 EXPLORER_HOME ?= $(CURDIR)/.cache
 export EXPLORER_HOME
@@ -22,7 +24,7 @@ demo: install
 
 run: demo
 	@echo "Explorer: http://localhost:$(PORT)"
-	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT) \
+	$(PY) -m streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT) \
 	    --browser.gatherUsageStats false </dev/null
 
 # Debian's chromium drives the real-browser tests (Playwright never downloads a browser here).

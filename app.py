@@ -8,8 +8,8 @@ import streamlit as st
 from explorer import ui
 
 st.set_page_config(page_title="Latent-space explorer", layout="wide")
-st.navigation([
+ui.run_guarded(st.navigation([
     st.Page(ui.EXPLORE_PAGE, title="Explore", icon=":material/scatter_plot:", default=True),
     st.Page(ui.SEARCH_PAGE, title="Similarity search", icon=":material/travel_explore:"),
     st.Page(ui.FINETUNE_PAGE, title="Fine-tune", icon=":material/model_training:"),
-]).run()
+]))

@@ -1,26 +1,131 @@
-"""Atomic writes: a crash mid-write leaves the previous file or folder intact."""
+"""Atomic, durable writes: a crash at any moment leaves the previous file or folder, or the new one.
+
+Files: written to ``.NAME.<pid>.<random>.tmp`` beside the target, fsynced, renamed into place, and the
+parent folder fsynced, so a completed write survives a power loss.
+
+Folders (bundles, shards, simulated catalogues, heads) take three steps:
+
+1. write everything into ``.NAME.<pid>.<random>.tmp/`` and fsync it;
+2. rename it to ``.NAME.<pid>.<random>.ready`` (the new version is complete);
+3. move the old folder aside to ``.NAME.<pid>.<random>.old``, rename the ready one into place, delete the old.
+
+A crash between the renames of step 3 leaves no folder at ``NAME``; :func:`recover` (called by the next
+write and by :func:`explorer.bundle.load_bundle`) finishes the swap from the ``.ready`` folder, or rolls
+back to the ``.old`` one, and deletes what interrupted writes left behind. The process id in every
+temporary name keeps a live writer's files safe from another process's clean-up.
+
+:func:`check_output_folder` is the one rule for every CLI ``--out``: a folder that exists and is not of
+the kind being written is never replaced, and one that is is replaced only when asked.
+"""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
-import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from explorer.errors import InputError
+
+_STAGES = ("tmp", "ready", "old")
+
+
+def _temp_name(path: Path, stage: str) -> Path:
+    return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{stage}"
+
+
+def _leftovers(path: Path) -> dict[str, list[Path]]:
+    """Temporary siblings of ``path`` left by writers that are no longer running, by stage."""
+    found: dict[str, list[Path]] = {s: [] for s in _STAGES}
+    if not path.name or not os.access(path.parent, os.W_OK | os.X_OK):
+        return found  # nothing we could repair (read-only data, a missing folder)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[0-9a-f]{{8}}\.({'|'.join(_STAGES)})$")
+    for sibling in path.parent.iterdir():
+        m = pattern.match(sibling.name)
+        if m and not _alive(int(m[1])):
+            found[m[2]].append(sibling)
+    for stage in found.values():
+        stage.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's live process
+        return True
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def recover(path: str | Path) -> str | None:
+    """Finish or roll back an interrupted write of ``path`` and delete its stray temporary files.
+
+    Returns a sentence saying what was done when a swap had to be repaired, else None.
+    """
+    path = Path(path)
+    left = _leftovers(path)
+    message = None
+    if not path.exists() and (left["ready"] or left["old"]):
+        if left["ready"]:
+            os.replace(left["ready"].pop(0), path)
+            message = f"{path.name}: finished a replacement that was interrupted (the new version is in place)"
+        else:
+            os.replace(left["old"].pop(0), path)
+            message = f"{path.name}: rolled back a replacement that was interrupted (the previous version is back)"
+        fsync_directory(path.parent)
+    for stale in (*left["tmp"], *left["ready"], *left["old"]):
+        _remove(stale)
+    return message
+
+
+def fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """fsync every file and folder under ``path`` (and ``path`` itself)."""
+    if path.is_file():
+        with open(path, "rb+") as f:
+            os.fsync(f.fileno())
+        return
+    for root, _, files in os.walk(path):
+        for name in files:
+            with open(Path(root) / name, "rb+") as f:
+                os.fsync(f.fileno())
+        fsync_directory(Path(root))
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one durable rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    recover(path)
+    tmp = _temp_name(path, "tmp")
+    tmp.touch()
     try:
         yield tmp
+        fsync_tree(tmp)
         os.replace(tmp, path)
+        fsync_directory(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -40,19 +145,66 @@ def _json_default(o):
 
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path``; on success it takes ``path``'s place."""
+    """Yield an empty temporary folder beside ``path``; on success it takes ``path``'s place (see the module doc)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    recover(path)
+    tmp = _temp_name(path, "tmp")
+    tmp.mkdir()
     try:
         yield tmp
+        fsync_tree(tmp)
+        ready = _temp_name(path, "ready")
+        os.replace(tmp, ready)
+        old = _temp_name(path, "old")
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+            os.replace(path, old)
+        os.replace(ready, path)
+        fsync_directory(path.parent)
+        _remove(old)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+
+
+def check_output_folder(path: str | Path, kind: str, is_kind: Callable[[Path], bool], *,
+                        overwrite: bool = False, flag: str = "--out") -> Path:
+    """Refuse an output folder whose contents would be lost; returns the path to write.
+
+    Allowed: a path that does not exist yet (in a writable folder), an empty folder, or a ``kind``
+    folder (``is_kind``) when ``overwrite`` is set. Everything else is an InputError of one line.
+    """
+    path = Path(path).expanduser()
+    recover(path)
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == path else f"is under {parent}, which is a file"
+            raise InputError(f"{flag} {path} {where}; choose a folder")
+        if parent.exists():
+            break
+    if path.is_dir() and any(path.iterdir()):
+        if not is_kind(path):
+            raise InputError(f"{flag} {path} exists and is not a {kind}; refusing to replace it (choose a new folder)")
+        if not overwrite:
+            raise InputError(f"{flag} {path} is an existing {kind}; add --overwrite to replace it")
+    try:  # can we write beside it? (permissions, read-only file systems, /proc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = _temp_name(path, "tmp")
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot write in {path.parent} ({e.strerror or e})") from None
+    return path
+
+
+@contextmanager
+def scratch_folder(beside: str | Path) -> Iterator[Path]:
+    """A scratch folder next to ``beside`` (same file system), deleted afterwards, or by the next
+    :func:`recover` of ``beside`` when a crash left it."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(beside, "tmp")
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)

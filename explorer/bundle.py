@@ -18,7 +18,9 @@ and renamed into place only when complete.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +29,7 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from explorer.atomic import atomic_directory, write_json
+from explorer.atomic import atomic_directory, check_output_folder, recover, write_json
 from explorer.errors import InputError
 
 FORMAT_VERSION = 1
@@ -36,6 +38,30 @@ ENCODER_FILE = "encoder.safetensors"
 PCA_FILE = "pca.npz"
 PREDICTIONS_DIR = "predictions"
 LABELS_FILE = "labels.parquet"
+CHECKSUMMED_FILES = (*REQUIRED_FILES[1:], PCA_FILE, ENCODER_FILE)
+FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024  # files up to this size are hashed at every open; larger ones on demand
+
+
+@contextmanager
+def reading(path: Path, what: str = "file"):
+    """Any failure while reading a bundle file becomes an InputError naming the file (not the folder)."""
+    try:
+        yield
+    except InputError:
+        raise
+    except Exception as e:  # corrupt files come in many shapes: parquet, npy, JSON, safetensors, FAISS
+        raise InputError(f"{path.parent.name}/{path.name}: unreadable {what} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else 'corrupt'})") from None
+
+
+def read_json(path: Path, expected: type = dict):
+    """A JSON file of the bundle, which must hold an ``expected`` value."""
+    with reading(path, "JSON"):
+        value = json.loads(path.read_text())
+    if not isinstance(value, expected):
+        raise InputError(f"{path.parent.name}/{path.name}: expected a JSON {expected.__name__}, "
+                         f"got {type(value).__name__}")
+    return value
 
 
 @dataclass
@@ -47,6 +73,7 @@ class Bundle:
     map_xy: np.ndarray
     thumbnails: np.ndarray          # memory-mapped
     index: faiss.Index
+    notes: list[str] = field(default_factory=list)   # repairs made when the bundle was opened
     _encoder: object = field(default=None, repr=False)
 
     @property
@@ -73,8 +100,12 @@ class Bundle:
 
     def pca(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean [D], components [P, D]) of the PCA behind the map."""
-        with np.load(self.path / PCA_FILE, allow_pickle=False) as z:
-            return z["mean"], z["components"]
+        with reading(self.path / PCA_FILE, "PCA file"), np.load(self.path / PCA_FILE, allow_pickle=False) as z:
+            mean, components = z["mean"], z["components"]
+        if mean.shape != (self.dim,) or components.ndim != 2 or components.shape[1] != self.dim:
+            raise InputError(f"{self.name}/{PCA_FILE}: shapes {mean.shape}, {components.shape} do not fit {self.dim}-d "
+                             "embeddings")
+        return mean, components
 
     @property
     def has_encoder(self) -> bool:
@@ -91,7 +122,8 @@ class Bundle:
                 raise InputError(f"bundle {self.name!r} has no {ENCODER_FILE}; it cannot embed new images")
             enc = self.manifest["encoder"]
             model, _ = build_encoder(enc["architecture"], enc["in_channels"])
-            model.load_state_dict(load_file(self.path / ENCODER_FILE))
+            with reading(self.path / ENCODER_FILE, "encoder weights"):
+                model.load_state_dict(load_file(self.path / ENCODER_FILE))
             self._encoder = model.eval()
         return self._encoder
 
@@ -102,44 +134,133 @@ class Bundle:
 
 
 def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
-    """Open and validate a bundle; every problem is an InputError naming the file."""
+    """Open and validate a bundle; every problem is an InputError naming the file.
+
+    An interrupted replacement of the folder is first finished or rolled back (see
+    :func:`explorer.atomic.recover`); what was done is in ``bundle.notes``.
+    """
     path = Path(path).expanduser()
+    repaired = recover(path)
     if not path.is_dir():
         raise InputError(f"bundle folder not found: {path}")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
         raise InputError(f"{path} is not a complete bundle: missing {', '.join(missing)}")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path / 'manifest.json'} is not valid JSON: {e}") from None
+    manifest = read_json(path / "manifest.json")
+    _validate_manifest(manifest, path)
+    check_files(path, manifest, full=False)
     mode = "r" if mmap else None
-    try:
+    with reading(path / "catalog.parquet", "catalogue"):
         catalog = pd.read_parquet(path / "catalog.parquet")
+    with reading(path / "embeddings.npy", "array"):
         embeddings = np.load(path / "embeddings.npy", mmap_mode=mode, allow_pickle=False)
+    with reading(path / "map.npy", "array"):
         map_xy = np.load(path / "map.npy", allow_pickle=False)
+    with reading(path / "thumbnails.npy", "array"):
         thumbnails = np.load(path / "thumbnails.npy", mmap_mode=mode, allow_pickle=False)
+    with reading(path / "index.faiss", "FAISS index"):
         index = faiss.read_index(str(path / "index.faiss"))
-    except Exception as e:  # corrupt files come in many shapes; name the bundle and the cause
-        raise InputError(f"{path} has an unreadable file: {type(e).__name__}: {e}") from None
     bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index)
+    if repaired:
+        bundle.notes.append(repaired)
     _validate(bundle)
     _append_predictions(bundle)
     return bundle
 
 
+def is_bundle(path: Path) -> bool:
+    """True for a folder that holds a bundle (complete or not): replacing it loses only a bundle."""
+    return (Path(path) / "manifest.json").is_file() and (Path(path) / "catalog.parquet").is_file()
+
+
+def unique_ids(ids: pd.Series) -> tuple[pd.Series, int]:
+    """The ids as strings, repeats made unique with a ``#2``, ``#3``... suffix; and how many were renamed."""
+    ids = ids.astype(str).reset_index(drop=True)
+    repeat = ids.groupby(ids).cumcount()
+    renamed = repeat > 0
+    if not renamed.any():
+        return ids, 0
+    ids = ids.where(~renamed, ids + "#" + (repeat + 1).astype(str))
+    if ids.duplicated().any():  # "a#2" already existed: fall back to the row number
+        ids = ids.where(~ids.duplicated(keep=False), ids + "@" + ids.index.astype(str))
+    return ids, int(renamed.sum())
+
+
+def file_checksums(path: Path) -> dict:
+    """{file: {"bytes", "sha256"}} of the bundle's files (the manifest itself excluded)."""
+    return {f: {"bytes": (path / f).stat().st_size, "sha256": _sha256(path / f)}
+            for f in CHECKSUMMED_FILES if (path / f).is_file()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_files(path: str | Path, manifest: dict | None = None, *, full: bool = True) -> int:
+    """Compare the files with the manifest's sizes and sha256; returns how many were hashed.
+
+    Sizes are always compared; a file is hashed when ``full`` or when it is small
+    (``FULL_CHECK_MAX_BYTES``). Bundles written before checksums existed pass unchecked.
+    """
+    path = Path(path)
+    manifest = read_json(path / "manifest.json") if manifest is None else manifest
+    files = manifest.get("files") or {}
+    if not isinstance(files, dict):
+        raise InputError(f"{path.name}/manifest.json: 'files' must be a mapping of file checksums")
+    hashed = 0
+    for name, expected in files.items():
+        f = path / str(name)
+        if not isinstance(expected, dict) or not f.is_file():
+            raise InputError(f"{path.name}/{name}: listed in the manifest but missing or malformed")
+        size = f.stat().st_size
+        if size != expected.get("bytes"):
+            raise InputError(f"{path.name}/{name}: {size:,} bytes where the manifest says {expected.get('bytes')}; "
+                             "the file is damaged or was replaced — rebuild the bundle")
+        if full or size <= FULL_CHECK_MAX_BYTES:
+            hashed += 1
+            if _sha256(f) != expected.get("sha256"):
+                raise InputError(f"{path.name}/{name}: checksum mismatch; the file is damaged — rebuild the bundle")
+    return hashed
+
+
+def _validate_manifest(manifest: dict, path: Path) -> None:
+    where = f"{path.name}/manifest.json"
+    kinds = {"columns": dict, "encoder": dict, "index": dict, "data": dict, "quality": dict, "name": str,
+             "description": str}
+    for key, kind in kinds.items():
+        if key in manifest and not isinstance(manifest[key], kind):
+            raise InputError(f"{where}: {key!r} must be a {kind.__name__}, got {type(manifest[key]).__name__}")
+    bad = [c for c, v in manifest.get("columns", {}).items() if not isinstance(v, dict)]
+    if bad:
+        raise InputError(f"{where}: column entries must be {{unit, description}} mappings; wrong: {', '.join(bad[:5])}")
+    encoder = manifest.get("encoder")
+    if encoder is not None:
+        for key, kind in (("architecture", str), ("in_channels", int), ("preprocessing", dict)):
+            if key in encoder and not isinstance(encoder[key], kind):
+                raise InputError(f"{where}: encoder.{key} must be a {kind.__name__}, got {encoder[key]!r}")
+
+
 def _append_predictions(b: Bundle) -> None:
     """Append the row-aligned columns of every predictions sidecar to the catalogue."""
     for table in sorted((b.path / PREDICTIONS_DIR).glob("*.parquet")):
-        extra = pd.read_parquet(table)
+        with reading(table, "predictions sidecar"):
+            extra = pd.read_parquet(table)
         if len(extra) != b.n:
-            raise InputError(f"{table}: {len(extra)} rows, but the bundle has {b.n}; delete or rebuild it")
+            raise InputError(f"{PREDICTIONS_DIR}/{table.name}: {len(extra)} rows, but the bundle has {b.n}; "
+                             "delete it or train the head again")
         extra = extra.drop(columns=[c for c in extra.columns if c in b.catalog.columns and c in ("id", "ra", "dec")])
         b.catalog = pd.concat([b.catalog.drop(columns=[c for c in extra.columns if c in b.catalog.columns]),
                                extra.reset_index(drop=True)], axis=1)
         meta = table.with_suffix(".json")
         if meta.is_file():
-            b.manifest.setdefault("columns", {}).update(json.loads(meta.read_text()).get("columns", {}))
+            columns = read_json(meta).get("columns", {})
+            if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
+                raise InputError(f"{PREDICTIONS_DIR}/{meta.name}: 'columns' must map names to {{unit, description}}")
+            b.manifest.setdefault("columns", {}).update(columns)
 
 
 def bundle_version(path: str | Path) -> float:
@@ -154,7 +275,7 @@ def bundle_version(path: str | Path) -> float:
 
 
 def _validate(b: Bundle) -> None:
-    where = str(b.path)
+    where = b.path.name
     for col in ("id", "ra", "dec"):
         if col not in b.catalog.columns:
             raise InputError(f"{where}: catalog.parquet has no {col!r} column")
@@ -162,6 +283,8 @@ def _validate(b: Bundle) -> None:
     sizes = {"embeddings.npy": len(b.embeddings), "map.npy": len(b.map_xy), "thumbnails.npy": len(b.thumbnails),
              "index.faiss": b.index.ntotal}
     wrong = {f: s for f, s in sizes.items() if s != n}
+    if not wrong and b.index.d != b.embeddings.shape[-1]:
+        raise InputError(f"{where}: index.faiss is {b.index.d}-d but the embeddings are {b.embeddings.shape[-1]}-d")
     if wrong:
         detail = ", ".join(f"{f} has {s}" for f, s in wrong.items())
         raise InputError(f"{where}: mismatched bundle: catalog.parquet has {n} rows but {detail}")
@@ -171,6 +294,15 @@ def _validate(b: Bundle) -> None:
         raise InputError(f"{where}: map.npy must be [N, 2], got {b.map_xy.shape}")
     if b.thumbnails.dtype != np.uint8 or b.thumbnails.ndim not in (3, 4):
         raise InputError(f"{where}: thumbnails.npy must be uint8 [N, H, W(, 3)], got {b.thumbnails.dtype} {b.thumbnails.shape}")
+    ra, dec = (pd.to_numeric(b.catalog[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
+    bad = ~(np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90))
+    if bad.any():
+        raise InputError(f"{where}: catalog.parquet has {int(bad.sum())} row(s) with a missing or out-of-range "
+                         f"ra/dec (first: row {int(np.flatnonzero(bad)[0])})")
+    duplicated = b.catalog["id"].astype(str).duplicated()
+    if duplicated.any():
+        raise InputError(f"{where}: catalog.parquet repeats {int(duplicated.sum())} source id(s), e.g. "
+                         f"{b.catalog['id'].iat[int(np.flatnonzero(duplicated)[0])]!r}; rebuild it with training.embed")
     if b.manifest.get("n") != n or b.manifest.get("dim") != b.embeddings.shape[1]:
         raise InputError(f"{where}: manifest says N={b.manifest.get('n')}, D={b.manifest.get('dim')} "
                          f"but the arrays are N={n}, D={b.embeddings.shape[1]}")
@@ -181,9 +313,9 @@ def write_bundle(out: str | Path, *, manifest: dict, catalog: pd.DataFrame, embe
                  pca_mean: np.ndarray, pca_components: np.ndarray,
                  encoder_state: dict | None = None) -> Path:
     """Write every file of a bundle into a temporary folder, then rename it into place."""
-    out = Path(out)
+    out = check_output_folder(out, "bundle", is_bundle, overwrite=True)
     catalog = catalog.reset_index(drop=True).copy()
-    catalog["id"] = catalog["id"].astype(str)
+    catalog["id"], _ = unique_ids(catalog["id"])
     manifest = {"format_version": FORMAT_VERSION, "name": out.name,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 **manifest, "n": len(catalog), "dim": int(embeddings.shape[1])}
@@ -198,7 +330,7 @@ def write_bundle(out: str | Path, *, manifest: dict, catalog: pd.DataFrame, embe
             from safetensors.torch import save_file
 
             save_file({k: v.detach().cpu().contiguous() for k, v in encoder_state.items()}, tmp / ENCODER_FILE)
-        write_json(tmp / "manifest.json", manifest)
+        write_json(tmp / "manifest.json", {**manifest, "files": file_checksums(tmp)})
         load_bundle(tmp)  # refuse to publish a bundle the explorer could not open
     return out
 

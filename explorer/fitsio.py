@@ -86,8 +86,11 @@ def read_image(source: str | Path | bytes, *, name: str | None = None) -> tuple[
         header = hdu.header
     wcs = header_wcs(header, name)
     data = _celestial_axes_last(data, wcs, name)
-    if not np.isfinite(data).any():
+    finite = data[np.isfinite(data)]
+    if not finite.size:
         raise BlankImageError(f"{name}: every pixel is NaN or infinite (a blank image)")
+    if finite.min() == finite.max():
+        raise BlankImageError(f"{name}: every pixel has the same value ({finite[0]:g}): an empty image")
     return data, wcs.celestial, header
 
 
@@ -125,9 +128,13 @@ def _reading(path: Path | None, name: str | None = None) -> Iterator[None]:
 @contextmanager
 def _fits_file(source: str | Path | bytes, name: str) -> Iterator[fits.HDUList]:
     in_memory = isinstance(source, bytes)
-    with _reading(None if in_memory else Path(source), name), \
-            fits.open(io.BytesIO(source) if in_memory else source, memmap=False) as hdul:
-        yield hdul
+    with _reading(None if in_memory else Path(source), name):
+        if not in_memory and str(source).lower().endswith(".gz"):
+            # Decompressed whole: gzip checks the CRC at the end of the stream, which astropy's
+            # lazy reader never reaches, so a corrupt file would load garbage pixels.
+            source, in_memory = gzip.decompress(Path(source).read_bytes()), True
+        with fits.open(io.BytesIO(source) if in_memory else source, memmap=False) as hdul:
+            yield hdul
 
 
 def _is_image(header: fits.Header) -> bool:
@@ -244,6 +251,23 @@ def _resample(data: np.ndarray, wcs: WCS, coord: SkyCoord, pixels: int,
     return stack.reshape(*data.shape[:-2], pixels, pixels), out_wcs
 
 
+MAX_BLANK_FRACTION = 0.5  # a catalogue cutout with more of it outside the image is skipped
+
+
+def usable_cutout(cut: np.ndarray, name: str) -> np.ndarray:
+    """``cut`` when it can train or embed: mostly inside the image, and no constant plane."""
+    blank = float(np.mean(~np.isfinite(cut)))
+    if blank > MAX_BLANK_FRACTION:
+        raise InputError(f"{name}: {blank:.0%} of the cutout lies outside the image")
+    for plane in cut.reshape(-1, *cut.shape[-2:]):
+        finite = plane[np.isfinite(plane)]
+        if not finite.size:
+            raise InputError(f"{name}: a band of the cutout lies wholly outside the image")
+        if finite.min() == finite.max():
+            raise InputError(f"{name}: the cutout is constant ({finite[0]:g} everywhere): no source to see")
+    return cut
+
+
 def _require_overlap(stack: np.ndarray, coord: SkyCoord) -> None:
     if not np.isfinite(stack).any():
         raise InputError(f"position {_radec(coord)} is outside the image (or only blank pixels are there)")
@@ -278,16 +302,19 @@ def load_fits_catalogue(directory: str | Path, *, pixels: int = 150, pixel_scale
     """
     directory = Path(directory).expanduser()
     table = read_catalog_csv(directory)
-    file_columns, bands = _file_columns(table)
-    catalog, positions, skipped = _with_positions(table, file_columns)
-    rows = [_Row([_resolve(directory, catalog.at[i, c]) for c in file_columns], positions[k])
+    files, bands = file_columns(table)
+    catalog, positions, skipped = _with_positions(table, files)
+    rows = [_Row([_resolve(directory, catalog.at[i, c]) for c in files], positions[k])
             for k, i in enumerate(catalog.index)]
 
     def load(row: _Row) -> np.ndarray | str:
         try:
-            planes = [cutout_at(*read_image(p)[:2], row.coord, pixels, pixel_scale_arcsec) for p in row.paths]
+            planes = [usable_cutout(cutout_at(*read_image(p)[:2], row.coord, pixels, pixel_scale_arcsec), p.name)
+                      for p in row.paths]
         except InputError as e:
             return str(e)
+        except Exception as e:  # one bad row (a WCS astropy cannot invert, odd header values) is a skip
+            return " ".join(f"{row.paths[0].name}: cannot cut the source out ({type(e).__name__}: {e})".split())
         return np.concatenate([p.reshape(-1, pixels, pixels) for p in planes])
 
     workers = workers or min(8, os.cpu_count() or 1)
@@ -298,7 +325,7 @@ def load_fits_catalogue(directory: str | Path, *, pixels: int = 150, pixel_scale
     channels = next((r.shape[0] for r in results if not isinstance(r, str)), 1)
     keep, images = [], []
     for label, result in zip(catalog.index, results):
-        file_label = str(catalog.at[label, file_columns[0]])
+        file_label = str(catalog.at[label, files[0]])
         if isinstance(result, str):
             skipped.append((file_label, result))
         elif result.shape[0] != channels:
@@ -306,7 +333,7 @@ def load_fits_catalogue(directory: str | Path, *, pixels: int = 150, pixel_scale
         else:
             keep.append(label)
             images.append(result)
-    catalog = _tidy(catalog.loc[keep], file_columns)
+    catalog = _tidy(catalog.loc[keep], files)
     if len(bands) == 1 and channels > 1:  # cubes: bands are planes
         bands = [f"plane{i}" for i in range(channels)]
     catalog.attrs["bands"] = bands
@@ -325,6 +352,9 @@ def read_catalog_csv(directory: Path) -> pd.DataFrame:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise InputError(f"{path} is not a readable CSV table: {e}") from None
+    for column in table.columns[table.dtypes == object]:
+        if table[column].map(lambda v: isinstance(v, int)).all():  # integers wider than int64
+            table[column] = table[column].astype(str) if column in NAME_COLUMNS else table[column].astype(float)
     text = table.select_dtypes(include=["object", "string"]).columns
     table[text] = table[text].fillna("")  # an empty text cell means "none" (e.g. bent_type), as in memory
     missing = [c for c in ("ra", "dec") if c not in table.columns]
@@ -335,12 +365,28 @@ def read_catalog_csv(directory: Path) -> pd.DataFrame:
     return table
 
 
-def _file_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """The file column(s) in band order and the band names."""
-    per_band = [c for c in table.columns if c.startswith("file_")]
+FITS_SUFFIXES = (".fits.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
+
+
+def file_columns(table: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The file column(s) in band order and the band names.
+
+    A ``file`` column wins; otherwise ``file_<band>`` columns whose every value names a FITS file are
+    the bands (so a property such as ``file_notes`` stays a property).
+    """
+    if "file" in table.columns:
+        return ["file"], ["image"]
+    per_band = [c for c in table.columns if c.startswith("file_") and _names_fits_files(table[c])]
     if per_band:
         return per_band, [c[len("file_"):] for c in per_band]
-    return ["file"], ["image"]
+    raise InputError(f"{CATALOG_FILE} has no file column: give a 'file' column, or 'file_<band>' columns of "
+                     f"FITS file names ({', '.join(FITS_SUFFIXES)})")
+
+
+def _names_fits_files(values: pd.Series) -> bool:
+    names = values.dropna().astype(str).str.strip().str.lower()
+    names = names[names != ""]
+    return len(names) > 0 and bool(names.map(lambda n: n.endswith(FITS_SUFFIXES)).all())
 
 
 def _with_positions(table: pd.DataFrame, file_columns: list[str]):
@@ -367,7 +413,7 @@ def _resolve(directory: Path, name) -> Path:
 
 def _file_stem(name: str) -> str:
     base = Path(str(name)).name
-    for suffix in (".fits.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts"):
+    for suffix in FITS_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)]
     return Path(base).stem

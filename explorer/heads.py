@@ -23,7 +23,6 @@ one), so 100,000 labels train in seconds; the batch size stays at the paper's 64
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
@@ -631,16 +630,22 @@ def save_head(bundle_path: str | Path, name: str, tensors: dict[str, torch.Tenso
 
 
 def head_metadata(bundle_path: str | Path, name: str) -> dict:
+    from explorer.bundle import read_json
+
     path = Path(bundle_path) / HEADS_DIR / name / HEAD_META
     if not path.is_file():
-        raise InputError(f"no head {name!r} in {bundle_path}")
-    return json.loads(path.read_text())
+        raise InputError(f"no head {name!r} in {Path(bundle_path).name}")
+    meta = read_json(path)
+    missing = [k for k in ("name", "kind", "task") if k not in meta]
+    if missing:
+        raise InputError(f"heads/{name}/{HEAD_META}: damaged, it lacks {', '.join(missing)}")
+    return meta
 
 
 def saved_heads(bundle_path: str | Path) -> list[dict]:
     """Metadata of every head saved in a bundle, newest first."""
     folders = sorted((Path(bundle_path) / HEADS_DIR).glob(f"*/{HEAD_META}"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [json.loads(p.read_text()) for p in folders]
+    return [head_metadata(bundle_path, p.parent.name) for p in folders]
 
 
 def load_head(bundle_path: str | Path, name: str, *, device: str = "cpu") -> FrozenHead:
@@ -651,16 +656,20 @@ def load_head(bundle_path: str | Path, name: str, *, device: str = "cpu") -> Fro
     if meta["kind"] not in HEAD_KINDS:
         raise InputError(f"head {name!r} is a {meta['kind']} head: it needs the images, and its predictions are in "
                          f"{PREDICTIONS_DIR}/{name}.parquet")
-    tensors = load_file(Path(bundle_path) / HEADS_DIR / name / HEAD_WEIGHTS)
-    task = Task.from_dict(meta["task"])
-    if meta["kind"] == "knn":
-        memory = (tensors["vectors"].numpy(), tensors["targets"].numpy(), tensors["class_weights"].numpy())
-        if task.kind == "classification":
-            memory = (memory[0], memory[1].astype(np.int64), memory[2])
-        return FrozenHead("knn", task, meta["dim"], meta["config"], memory=memory)
-    recipe = meta["config"]
-    net = HeadNet(meta["dim"], outputs_for(task), recipe["hidden"], recipe["dropout"])
-    net.load_state_dict(tensors)
+    from explorer.bundle import reading
+
+    weights = Path(bundle_path) / HEADS_DIR / name / HEAD_WEIGHTS
+    with reading(weights, "head"):
+        tensors = load_file(weights)
+        task = Task.from_dict(meta["task"])
+        if meta["kind"] == "knn":
+            memory = (tensors["vectors"].numpy(), tensors["targets"].numpy(), tensors["class_weights"].numpy())
+            if task.kind == "classification":
+                memory = (memory[0], memory[1].astype(np.int64), memory[2])
+            return FrozenHead("knn", task, meta["dim"], meta["config"], memory=memory)
+        recipe = meta["config"]
+        net = HeadNet(meta["dim"], outputs_for(task), recipe["hidden"], recipe["dropout"])
+        net.load_state_dict(tensors)
     return FrozenHead(meta["kind"], task, meta["dim"], meta["config"], net=net.to(resolve_device(device)).eval())
 
 

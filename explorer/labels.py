@@ -3,14 +3,17 @@
 ``<bundle>/labels.parquet`` holds one row per labelled source (``id``, ``label``, ``time`` in UTC);
 ``<bundle>/labels_history.json`` keeps the last actions so the latest can be undone. Every write
 is atomic, and the history is written before the labels: a crash in between leaves an action
-whose undo restores what is already there, so nothing is ever lost or undone twice.
+whose undo restores what is already there, so nothing is ever lost or undone twice. Every
+read-modify-write holds an exclusive lock on ``<bundle>/.labels.lock`` (``flock``), so labels
+given at the same time by two threads, sessions or processes are all kept.
 
 The labels also appear as the catalogue column ``user_label`` (a ``predictions/user_label``
 sidecar), so they can colour the map and train a head like any other column.
 """
 from __future__ import annotations
 
-import json
+import fcntl
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from explorer.atomic import atomic_path, write_json
-from explorer.bundle import LABELS_FILE
+from explorer.bundle import LABELS_FILE, read_json, reading
 from explorer.errors import InputError
 from explorer.heads import is_missing, write_predictions
 
 HISTORY_FILE = "labels_history.json"
+LOCK_FILE = ".labels.lock"
 USER_LABEL_COLUMN = "user_label"
 HISTORY_DEPTH = 20
 MAX_LABEL_LENGTH = 64
@@ -34,12 +38,27 @@ def read_labels(bundle_path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame({"id": pd.Series(dtype="string"), "label": pd.Series(dtype="string"),
                              "time": pd.Series(dtype="string")})
-    return pd.read_parquet(path)
+    with reading(path, "labels file"):
+        labels = pd.read_parquet(path)
+    if not {"id", "label", "time"} <= set(labels.columns):
+        raise InputError(f"{path.parent.name}/{LABELS_FILE}: expected id, label and time columns")
+    return labels
 
 
 def read_history(bundle_path: str | Path) -> list[dict]:
     path = Path(bundle_path) / HISTORY_FILE
-    return json.loads(path.read_text()) if path.is_file() else []
+    return read_json(path, list) if path.is_file() else []
+
+
+@contextmanager
+def _locked(bundle_path: str | Path):
+    """Exclusive lock over the labels of one bundle (threads and processes alike)."""
+    with open(Path(bundle_path) / LOCK_FILE, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def check_label(label: str) -> str:
@@ -62,6 +81,11 @@ def assign(bundle, rows, label: str | None) -> int:
     if rows.min() < 0 or rows.max() >= bundle.n:
         raise InputError(f"row {rows.max()} is outside this bundle of {bundle.n} sources")
     label = None if label is None else check_label(label)
+    with _locked(bundle.path):
+        return _assign(bundle, rows, label)
+
+
+def _assign(bundle, rows: np.ndarray, label: str | None) -> int:
     ids = bundle.catalog["id"].astype(str).to_numpy()[rows]
     current = read_labels(bundle.path).set_index("id")
     before = [[i, *(current.loc[i, ["label", "time"]].tolist() if i in current.index else [None, None])]
@@ -82,6 +106,11 @@ def assign(bundle, rows, label: str | None) -> int:
 
 def undo(bundle) -> str | None:
     """Undo the latest action; returns a description of it, or None when there is nothing to undo."""
+    with _locked(bundle.path):
+        return _undo(bundle)
+
+
+def _undo(bundle) -> str | None:
     history = read_history(bundle.path)
     if not history:
         return None

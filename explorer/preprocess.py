@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from typing import TYPE_CHECKING
 
@@ -22,9 +22,10 @@ if TYPE_CHECKING:  # torch is imported where it is used: the map pages start fas
 
 @dataclass(frozen=True)
 class Preprocessing:
-    clip_sigma: float = 3.0   # zero pixels below median + clip_sigma * sigma (sigma-clipped noise)
-    crop_pixels: int = 70     # centre crop the encoder sees (paper 1)
-    input_pixels: int = 70    # the crop is resampled to this size before the encoder
+    # ``low``/``high`` are checked when a training config is loaded (training.config)
+    clip_sigma: float = field(default=3.0, metadata={"low": 0.0, "high": 100.0})  # zero pixels below median + clip_sigma * sigma
+    crop_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})      # centre crop the encoder sees (paper 1)
+    input_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})     # the crop is resampled to this size
     scaling: str = "peak"     # divide by the image peak after clipping -> [0, 1]
 
     def to_dict(self) -> dict:

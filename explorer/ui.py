@@ -5,6 +5,7 @@ Only layout lives here; what is shown is computed by :mod:`explorer.views`,
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import streamlit as st
 from astropy.coordinates import SkyCoord
 
 from explorer import views
-from explorer.bundle import Bundle, bundle_version, list_bundles, load_bundle
-from explorer.config import bundles_dir
+from explorer.bundle import Bundle, bundle_version, check_files, list_bundles, load_bundle
+from explorer.config import bundles_dir, resolve_typed_bundle
 from explorer.errors import InputError
 from explorer.export import broadcast_table, to_csv_bytes, to_votable_bytes
 from explorer.figures import MapFigure, MapStyle, is_numeric
@@ -74,19 +75,23 @@ def sidebar() -> Context | None:
         found = list_bundles(bundles_dir())
         chosen = st.selectbox("Bundle", found, format_func=lambda p: p.name, key="sidebar.bundle",
                               help=f"Bundles in {bundles_dir()} (set EXPLORER_BUNDLES to list another folder)")
-        typed = st.text_input("…or open a bundle folder", key="sidebar.path", placeholder="/path/to/bundle")
+        typed = st.text_input("…or open a bundle folder", key="sidebar.path", placeholder="bundle name or folder",
+                              help="A bundle inside the bundle folder, by name or path. Folders elsewhere open only "
+                                   "when the server sets EXPLORER_OPEN_FOLDERS=1.")
         loaded = None
-        for candidate in (typed.strip(), chosen):
+        for candidate, was_typed in ((typed.strip(), True), (chosen, False)):
             if not candidate:
                 continue
             try:
-                loaded = open_bundle(candidate)
+                loaded = open_bundle(resolve_typed_bundle(candidate) if was_typed else candidate)
                 break
             except InputError as e:  # say why, then fall back to the listed bundle
-                st.error(str(e))
+                st.error(str(e).replace(str(bundles_dir().resolve()), "").replace(str(bundles_dir()), ""))
         if loaded is None:
             return None
         bundle = loaded.bundle
+        for note in bundle.notes:
+            st.info(note, icon=":material/build:")
         st.caption(f"**{bundle.name}** · {bundle.n:,} sources · {bundle.dim}-d embeddings")
         style = _style_controls(bundle)
         with st.expander("About this bundle"):
@@ -94,6 +99,14 @@ def sidebar() -> Context | None:
             st.caption(f"encoder: {bundle.manifest.get('encoder', {}).get('architecture', '?')} · "
                        f"index: {bundle.manifest.get('index', {}).get('type', '?')} · "
                        f"created {bundle.manifest.get('created', '?')}")
+            if st.button("Verify checksums", key="sidebar.verify", icon=":material/verified:",
+                         help="Hash every file and compare with the manifest (sizes are checked at every open)."):
+                try:
+                    hashed = check_files(bundle.path)
+                    st.success(f"{hashed} file(s) match their checksums." if hashed else
+                               "This bundle predates checksums; rebuild it to get them.")
+                except InputError as e:
+                    st.error(str(e))
     return Context(loaded, style)
 
 
@@ -131,6 +144,19 @@ def context() -> Context:
         st.info(NO_BUNDLE.format(where=bundles_dir()), icon=":material/info:")
         st.stop()
     return chosen
+
+
+def run_guarded(page) -> None:
+    """Run a page; anything unexpected is the project's own short panel (details go to the server log)."""
+    try:
+        page.run()
+    except InputError as e:
+        st.error(str(e), icon=":material/error:")
+    except Exception as e:  # a bug: never a traceback (or a server path) in the browser
+        logging.getLogger("explorer").exception("page %s failed", getattr(page, "title", page))
+        st.error(f"Something went wrong on this page ({type(e).__name__}). Nothing was lost: labels, heads and "
+                 "bundles are written atomically. Reload the page; the details are in the server's log.",
+                 icon=":material/error:")
 
 
 def current_focus(loaded: Loaded) -> views.Focus | None:

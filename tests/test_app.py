@@ -138,16 +138,20 @@ def test_a_box_selection_shows_a_capped_gallery_and_a_download(bundle):
 
 def test_a_bad_bundle_path_is_an_error_and_the_app_keeps_working(bundle, tmp_path):
     app = run_app()
-    text_input(app.sidebar, "…or open a bundle folder").input(str(tmp_path / "nope")).run()
+    text_input(app.sidebar, "…or open a bundle folder").input("nope").run()
     assert_no_exception(app)
-    assert "bundle folder not found" in app.sidebar.error[0].value
+    assert "no bundle named 'nope' in the bundle folder" in app.sidebar.error[0].value
     assert app.get("plotly_chart")  # still showing the listed bundle
-    broken = tmp_path / "broken"
+    broken = bundle.path.parent / f"broken-{tmp_path.name}"
     broken.mkdir()
     (broken / "manifest.json").write_text("{}")
-    text_input(app.sidebar, "…or open a bundle folder").input(str(broken)).run()
-    assert "is not a complete bundle: missing" in app.sidebar.error[0].value
+    text_input(app.sidebar, "…or open a bundle folder").input(broken.name).run()
+    error = app.sidebar.error[0].value
+    assert "is not a complete bundle: missing" in error and str(bundle.path.parent) not in error
     assert app.get("plotly_chart")
+    for outside in (str(tmp_path / "nope"), "/etc", "../.."):  # existing or not: the same words, no server path
+        text_input(app.sidebar, "…or open a bundle folder").input(outside).run()
+        assert "only bundles inside the explorer's bundle folder" in app.sidebar.error[0].value
 
 
 def test_a_search_result_can_be_shown_on_the_map(bundle):

@@ -70,16 +70,23 @@ def test_a_failed_write_keeps_the_previous_bundle(tmp_path):
 
 @pytest.mark.parametrize("broken, message", [
     ("missing", "missing embeddings.npy"),
-    ("rows", "mismatched bundle"),
-    ("manifest", "not valid JSON"),
-    ("index", "unreadable file"),
+    ("rows", "map.npy: 208 bytes where the manifest says"),
+    ("rows-unsummed", "mismatched bundle"),
+    ("manifest", "manifest.json: unreadable JSON"),
+    ("index", "index.faiss: .* bytes where the manifest says"),
+    ("index-unsummed", "index.faiss: unreadable FAISS index"),
 ])
 def test_broken_bundles_get_a_specific_message(tmp_path, broken, message):
     write_bundle(tmp_path / "b", **make_arrays())
     b = tmp_path / "b"
     if broken == "missing":
         (b / "embeddings.npy").unlink()
-    elif broken == "rows":
+    if broken.endswith("-unsummed"):  # a bundle written before checksums: the contents are checked instead
+        manifest = json.loads((b / "manifest.json").read_text())
+        del manifest["files"]
+        (b / "manifest.json").write_text(json.dumps(manifest))
+        broken = broken.removesuffix("-unsummed")
+    if broken == "rows":
         np.save(b / "map.npy", np.zeros((10, 2), np.float32))
     elif broken == "manifest":
         (b / "manifest.json").write_text("{not json")

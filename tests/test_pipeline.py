@@ -70,7 +70,7 @@ def test_training_resumes_from_the_last_checkpoint(small_demo, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["training.train", "--config", "configs/demo.yaml", "--data", "sim:galaxies?n=3", "--out", "x"], "unknown simulation"),
     (["training.train", "--config", "configs/demo.yaml", "--data", "no/such/folder", "--out", "x"], "unknown data spec"),
-    (["training.train", "--config", "configs/demo.yaml", "--data", "sim:radio?n=ten", "--out", "x"], "n must be an integer"),
+    (["training.train", "--config", "configs/demo.yaml", "--data", "sim:radio?n=ten", "--out", "x"], "n must be a whole number"),
     (["training.train", "--config", "configs/nope.yaml", "--data", "sim:radio", "--out", "x"], "config file not found"),
     (["training.train", "--config", "configs/demo.yaml", "--data", "sim:radio?n=4", "--out", "x", "--device", "cuda:0"],
      "CUDA was requested"),

@@ -246,6 +246,7 @@ def test_cli_writes_a_catalogue_and_reports_bad_input_in_one_line(tmp_path, caps
     assert len(pd.read_csv(tmp_path / "cli" / "catalog.csv")) == 5
     capsys.readouterr()
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")   # an empty folder may be used; this one may not
     assert simulate.main(["--n", "5", "--out", str(tmp_path / "taken")]) == 2
     assert simulate.main(["--n", "0", "--out", str(tmp_path / "none")]) == 2
     assert simulate.main(["--seed", "-1", "--out", str(tmp_path / "none")]) == 2

@@ -14,6 +14,7 @@ import pandas as pd
 
 from explorer.errors import InputError
 
+MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
 SPEC_HELP = "expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0"
 
 
@@ -39,9 +40,11 @@ def parse_sim_spec(spec: str) -> dict:
         try:
             params[key] = int(value)
         except ValueError:
-            raise InputError(f"{key} must be an integer in {spec!r}, got {value!r}") from None
-    if params["n"] < 1:
-        raise InputError(f"n must be at least 1 in {spec!r}")
+            raise InputError(f"{key} must be a whole number in {spec!r}, got {value!r}") from None
+    if not 0 <= params["seed"] < 2**32:
+        raise InputError(f"seed must be within 0 to 2**32 - 1 in {spec!r}")
+    if not 1 <= params["n"] <= MAX_SIMULATED:
+        raise InputError(f"n must be within 1 to {MAX_SIMULATED:,} in {spec!r} (the simulation is held in memory)")
     return {"kind": kind, **params}
 
 

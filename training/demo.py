@@ -9,7 +9,6 @@ Everything lives under ``EXPLORER_HOME`` (default ``.cache/`` in the repository)
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from explorer.bundle import REQUIRED_FILES
 from explorer.config import DEMO_BUNDLE_NAME, REPO_ROOT, bundles_dir, demo_dir
-from explorer.errors import cli_entry
+from explorer.errors import ArgumentParser, cli_entry
 from training.config import load_config
 from training.embed import embed_to_bundle
 from training.simulate import simulate_to_directory
@@ -57,7 +56,7 @@ def build_demo(*, n: int = 5000, seed: int = 0, epochs: int | None = None, force
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="number of simulated sources")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="override configs/demo.yaml")

@@ -16,7 +16,6 @@ A single run is the one-shard case of the same two steps.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import shutil
@@ -29,11 +28,11 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_directory, write_json
-from explorer.bundle import write_bundle
+from explorer.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
+from explorer.bundle import is_bundle, unique_ids, write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
-from explorer.errors import InputError, cli_entry
-from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, read_catalog_csv
+from explorer.errors import ArgumentParser, InputError, cli_entry
+from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
 from explorer.preprocess import ASINH_SOFTENING, COLORMAP, preprocess, to_thumbnails
 from explorer.search import build_index, place_on_map
 from training.data import SourceSet, load_data
@@ -136,7 +135,7 @@ def load_shard(spec: str, shard: tuple[int, int], *, pixels: int, pixel_scale_ar
     if count > 1 and path.is_dir():
         table = read_catalog_csv(path)
         subset = table.iloc[shard_rows(len(table), index, count)].copy()
-        for column in [c for c in subset.columns if c == "file" or c.startswith("file_")]:
+        for column in file_columns(subset)[0]:
             subset[column] = [str(f if Path(f).is_absolute() else path.resolve() / f) for f in subset[column]]
         with tempfile.TemporaryDirectory(prefix=f"shard-{index}-of-{count}-") as view:
             subset.to_csv(Path(view) / CATALOG_FILE, index=False)
@@ -154,18 +153,25 @@ def _checkpoint_file(checkpoint: str | Path) -> Path:
     return checkpoint / CHECKPOINT if checkpoint.is_dir() else checkpoint
 
 
+def is_shard(path: Path) -> bool:
+    return (path / SHARD_FILE).is_file()
+
+
 def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shard: tuple[int, int] = (0, 1),
-                device: str = "auto", batch_size: int = 256, progress: bool = True) -> Path:
+                device: str = "auto", batch_size: int = 256, overwrite: bool = False, progress: bool = True) -> Path:
     """Encode one shard of a catalogue into a shard folder: embeddings, catalogue rows, thumbnails.
 
-    A finished shard folder for the same checkpoint, data and shard is kept (reruns resume a job array).
+    A finished shard folder for the same checkpoint, data and shard is kept (reruns resume a job array);
+    another shard folder is replaced only with ``overwrite``, and any other folder never.
     """
-    ckpt_file, out = _checkpoint_file(checkpoint), Path(out)
+    check_batch_size(batch_size)
+    ckpt_file, out = _checkpoint_file(checkpoint), Path(out).expanduser()
     state = load_checkpoint(ckpt_file)
     wanted = {"shard": list(shard), "data": str(data_spec), "checkpoint_sha256": sha256_file(ckpt_file)}
-    if (out / SHARD_FILE).is_file() and {k: _read_json(out / SHARD_FILE).get(k) for k in wanted} == wanted:
+    if is_shard(out) and {k: _read_json(out / SHARD_FILE).get(k) for k in wanted} == wanted:
         print(f"{out}: shard {shard[0]}/{shard[1]} is already embedded")
         return out
+    check_output_folder(out, "shard folder", is_shard, overwrite=overwrite)
     encoder, config = encoder_from_checkpoint(state)
     data = load_shard(data_spec, shard, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
                       progress=progress)
@@ -183,23 +189,31 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
     return out
 
 
+def check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
+
+
 def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
-                    batch_size: int = 256, progress: bool = True) -> Path:
-    """Encode a whole catalogue and write its bundle: one shard, merged."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as work:
-        shard = embed_shard(checkpoint, data_spec, Path(work) / "shard", device=device, batch_size=batch_size,
+                    batch_size: int = 256, overwrite: bool = False, progress: bool = True) -> Path:
+    """Encode a whole catalogue and write its bundle: one shard, merged.
+
+    An existing bundle at ``out`` is replaced only with ``overwrite``; any other folder or file never.
+    """
+    out = check_output_folder(out, "bundle", is_bundle, overwrite=overwrite)
+    with scratch_folder(out) as work:
+        shard = embed_shard(checkpoint, data_spec, work / "shard", device=device, batch_size=batch_size,
                             progress=progress)
-        return merge_shards([shard], out, progress=progress)
+        return merge_shards([shard], out, overwrite=overwrite, progress=progress)
 
 
-def merge_shards(shard_dirs, out: str | Path, *, progress: bool = True) -> Path:
+def merge_shards(shard_dirs, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> Path:
     """One bundle from the shard folders of one catalogue: PCA, map and index over all of them.
 
     Every shard i/n of the same checkpoint and data must be there exactly once; the arrays are
     concatenated in shard order into memory maps, so only the map and index steps hold them whole.
     """
+    out = check_output_folder(out, "bundle", is_bundle, overwrite=overwrite)
     shards = sorted(((Path(d), _shard_meta(Path(d))) for d in shard_dirs), key=lambda s: s[1]["shard"][0])
     first = shards[0][1]
     for path, meta in shards:
@@ -221,12 +235,13 @@ def merge_shards(shard_dirs, out: str | Path, *, progress: bool = True) -> Path:
     state = load_checkpoint(ckpt_file)
     encoder, config = encoder_from_checkpoint(state)
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.merge.", dir=out.parent) as work:
+    with scratch_folder(out) as work:
         catalog = pd.concat([pd.read_parquet(p / "catalog.parquet") for p, _ in shards], ignore_index=True)
-        embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], Path(work) / "embeddings.npy")
-        thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], Path(work) / "thumbnails.npy")
+        catalog["id"], renamed = unique_ids(catalog["id"])
+        if renamed:
+            print(f"warning: {renamed} duplicate source id(s) were made unique with a #2, #3... suffix")
+        embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], work / "embeddings.npy")
+        thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], work / "thumbnails.npy")
         stages = tqdm(total=4, desc="map, index, bundle", disable=not progress, unit="stage")
         map_xy, pca, umap_params = fit_map(embeddings, config.map.pca_components, config.map.umap_neighbors,
                                            config.map.umap_min_dist, config.seed, progress=progress)
@@ -293,7 +308,7 @@ def _concatenate(files: list[Path], out: Path) -> np.ndarray:
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.embed", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.embed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="run directory or checkpoint.pt from training.train")
     parser.add_argument("--data", help="FITS catalogue directory or sim:radio?n=5000&seed=0")
     parser.add_argument("--out", required=True, help="bundle (or, with --shard, shard) folder to write, atomically")
@@ -301,20 +316,22 @@ def main(argv=None):
     parser.add_argument("--merge", nargs="+", metavar="SHARD_DIR", help="build one bundle from all n shard folders")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (or shard) at --out")
     args = parser.parse_args(argv)
     if args.merge:
         if args.shard or args.checkpoint or args.data:
             raise InputError("--merge takes only shard folders and --out (the shards know their checkpoint and data)")
-        print(f"bundle: {merge_shards(args.merge, args.out)}")
+        print(f"bundle: {merge_shards(args.merge, args.out, overwrite=args.overwrite)}")
         return
     if not (args.checkpoint and args.data):
         raise InputError("--checkpoint and --data are required (or --merge SHARD_DIR ... to join shards)")
     if args.shard:
         path = embed_shard(args.checkpoint, args.data, args.out, shard=parse_shard(args.shard), device=args.device,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, overwrite=args.overwrite)
         print(f"shard: {path}")
         return
-    path = embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size)
+    path = embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size,
+                           overwrite=args.overwrite)
     print(f"bundle: {path}")
 
 

@@ -14,7 +14,6 @@ and ``learning_curve.html``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,17 +23,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_path, write_json
+from explorer.atomic import atomic_path, check_output_folder, write_json
 from explorer.bundle import Bundle, load_bundle
 from explorer.encoder import embed, resolve_device
-from explorer.errors import InputError, cli_entry
+from explorer.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
 from explorer.headplots import learning_curve_figure
 from explorer.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
     split_labels, summarise
 from explorer.preprocess import preprocess
 from training.data import load_data
 from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
-                               finetune, fresh_encoder, positive_int, predict_images, recipe_from)
+                               finetune, fresh_encoder, predict_images, recipe_from)
 
 METHODS = (*HEAD_KINDS, "finetune")
 CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
@@ -102,7 +101,9 @@ class Evaluation:
 
     def __init__(self, args, bundle: Bundle):
         self.args, self.bundle = args, bundle
-        self.out = Path(args.out)
+        self.out = Path(args.out).expanduser()
+        if not (self.out / CELLS_FILE).is_file():  # a new evaluation: never into a folder holding something else
+            check_output_folder(self.out, "evaluation folder", lambda p: (p / CELLS_FILE).is_file())
         self.counts = parse_counts(args.labels)
         self.methods = [args.head] + (["supervised"] if args.baseline_supervised else [])
         self.device = resolve_device(args.device)
@@ -221,13 +222,13 @@ def write_plots(results: dict, out: Path, task: Task) -> None:
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--label-column", required=True)
     parser.add_argument("--filter", help="pandas expression selecting the sources, e.g. \"confidence == 'confident'\"")
     test = parser.add_mutually_exclusive_group()
     test.add_argument("--test-data", help="a FITS catalogue directory or sim: spec whose labelled sources are the test set")
-    test.add_argument("--test-fraction", type=float, default=0.2, help="stratified held-out part of the labels")
+    test.add_argument("--test-fraction", type=open_fraction, default=0.2, help="stratified held-out part of the labels")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the fixed held-out split")
     parser.add_argument("--labels", required=True, help="comma-separated label counts, e.g. 36,72,145,291")
     parser.add_argument("--seeds", type=positive_int, default=10)

@@ -35,7 +35,7 @@ from astropy.table import Table
 from tqdm.auto import tqdm
 
 from explorer.atomic import atomic_path, write_json
-from explorer.errors import InputError, cli_entry
+from explorer.errors import ArgumentParser, InputError, cli_entry
 from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE
 from explorer.sky.cutouts import SURVEY_HELP, CutoutProvider, provider_for
 
@@ -199,14 +199,9 @@ def _write_outputs(out: Path, table: pd.DataFrame, coords: SkyCoord, names: list
     return failed
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, like every other bad input
-        raise InputError(f"{message} (see python -m training.fetch --help)")
-
-
 @cli_entry
 def main(argv=None):
-    parser = _Parser(prog="python -m training.fetch", description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(prog="python -m training.fetch", description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--catalog", required=True, help="CSV, VOTable or FITS table with RA/Dec and properties")
     parser.add_argument("--survey", required=True, help=SURVEY_HELP)

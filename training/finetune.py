@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from explorer.atomic import write_json
 from explorer.bundle import Bundle, load_bundle
 from explorer.encoder import build_encoder, resolve_device, sha256_file
-from explorer.errors import InputError, cli_entry
+from explorer.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
 from explorer.jobs import JOBS_DIR
 from explorer.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
                             prepare, publish, score)
@@ -312,13 +312,6 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
     return metrics
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared with ``training.evaluate``: the task, the loss and the fine-tune recipe."""
     parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
@@ -339,12 +332,12 @@ def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.finetune", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.finetune", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--label-column", required=True)
     parser.add_argument("--labels", type=positive_int, help="training labels (default: all outside the held-out part)")
     parser.add_argument("--out-name", required=True, help="name of the head and its prediction columns")
-    parser.add_argument("--test-fraction", type=float, default=0.2, help="held-out part of the labels")
+    parser.add_argument("--test-fraction", type=open_fraction, default=0.2, help="held-out part of the labels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="training run or checkpoint.pt (checked against the bundle's sha256)")
     parser.add_argument("--supervised", action="store_true", help="train from scratch (the supervised baseline)")

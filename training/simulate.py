@@ -13,7 +13,6 @@ The source model, parameters and catalogue columns are described in
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
@@ -39,8 +38,8 @@ from scipy.stats import truncnorm
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_directory
-from explorer.errors import InputError
+from explorer.atomic import atomic_directory, check_output_folder
+from explorer.errors import ArgumentParser, InputError
 
 SIMULATOR_VERSION = 1          # bump when the model changes: cached catalogues are then rebuilt
 PIXELS = 150
@@ -548,14 +547,13 @@ def simulate_to_directory(out_dir, n: int = 5000, seed: int = 0, *, progress: bo
     out_dir = Path(out_dir)
     wanted = _provenance(n, seed)
     stamp = out_dir / "provenance.json"
-    if out_dir.exists():
-        if not stamp.exists():
-            raise InputError(f"{out_dir} exists and is not a simulated catalogue; choose another output folder")
-        try:
-            if json.loads(stamp.read_text()) == wanted:
-                return out_dir
-        except ValueError:       # a damaged stamp: the folder is ours, so rebuild it
-            pass
+    try:
+        if json.loads(stamp.read_text()) == wanted:
+            return out_dir
+    except (OSError, ValueError):  # no stamp, or a damaged one
+        pass
+    # Another simulation is ours to replace; anything else is refused.
+    check_output_folder(out_dir, "simulated catalogue", lambda p: (p / "provenance.json").exists(), overwrite=True)
     images, catalogue = simulate_sources(n, seed, progress=progress)
     return write_fits_catalogue(out_dir, images, catalogue, provenance=wanted, progress=progress)
 
@@ -619,7 +617,7 @@ def render_examples(path, *, per_class: int = 6, n: int = 600, seed: int = 0) ->
 
 # ----------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.simulate", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.simulate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="number of sources (default 5000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", help="write a FITS catalogue directory here")

@@ -13,7 +13,6 @@ processes, so the run follows the same trajectory as one process; only rank 0 wr
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import time
@@ -23,9 +22,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_path
+from explorer.atomic import atomic_path, check_output_folder
 from explorer.encoder import build_encoder, resolve_device
-from explorer.errors import InputError, cli_entry
+from explorer.errors import ArgumentParser, InputError, cli_entry
 from explorer.preprocess import preprocess
 from training.augment import AugmentConfig, augment
 from training.config import TrainConfig, config_from_dict, load_config
@@ -88,8 +87,10 @@ def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: s
 
 def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device, procs, progress: bool) -> Path:
     say = print if procs.is_main else (lambda *args: None)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / CHECKPOINT
+    if not ckpt_path.exists():  # a new run: never into a folder that holds something else
+        check_output_folder(run_dir, "training run", lambda p: (p / CHECKPOINT).exists())
+    run_dir.mkdir(parents=True, exist_ok=True)
     resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resumed is not None:
         if _comparable(resumed["config"]) != _comparable(config.to_dict()) or resumed["data_spec"] != str(data_spec):
@@ -182,7 +183,7 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
 
 @cli_entry
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="configs/<name>.yaml")
     parser.add_argument("--data", required=True, help="FITS catalogue directory or sim:radio?n=5000&seed=0")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, loss log); rerun to resume")

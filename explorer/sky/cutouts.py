@@ -42,10 +42,10 @@ from astropy.wcs.utils import wcs_to_celestial_frame
 from explorer import config
 from explorer.atomic import atomic_path, write_json
 from explorer.errors import InputError
-from explorer.fitsio import CATALOG_FILE, BlankImageError, cutout_with_wcs, read_image, read_image_header
+from explorer.fitsio import (CATALOG_FILE, FITS_SUFFIXES, BlankImageError, cutout_with_wcs, file_columns, read_image,
+                             read_image_header)
 from explorer.sky.network import Offline, Timeout, env_urls, with_retries
 
-FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz", ".fts", ".fts.gz")
 DEFAULT_SKYVIEW_SURVEY = "VLA FIRST (1.4 GHz)"
 
 
@@ -89,11 +89,12 @@ class LocalFitsCollection(CutoutProvider):
         """The images: a catalog.csv's file column when there is one, else every FITS file below."""
         catalog = self.directory / CATALOG_FILE
         if catalog.is_file():
-            columns = pd.read_csv(catalog, nrows=0).columns
-            file_columns = [c for c in columns if c == "file" or c.startswith("file_")]
-            if file_columns:
-                names = pd.read_csv(catalog, usecols=file_columns).stack().dropna().unique()
+            table = pd.read_csv(catalog)
+            try:
+                names = table[file_columns(table)[0]].stack().dropna().unique()
                 return [self.directory / str(n) for n in names]
+            except InputError:  # no file column: fall back to the files themselves
+                pass
         return sorted(p for p in self.directory.rglob("*") if p.name.lower().endswith(FITS_SUFFIXES))
 
     @property
@@ -288,7 +289,16 @@ class SkyViewProvider(NetworkProvider):
         self.survey = survey
         self.url = url or (env_urls("EXPLORER_SKYVIEW_URL") or [conf.url])[0]
         self.name = f"SkyView {survey}"
-        self._client = SkyViewClass()
+        timeout_s = self.timeout
+
+        class TimedSkyView(SkyViewClass):
+            """SkyView's form requests carry no timeout of their own: give every one ours, so a stalled
+            server ends the request (and its thread) instead of leaving it waiting forever."""
+
+            def _request(self, *args, timeout=None, **kw):
+                return super()._request(*args, timeout=timeout or timeout_s, **kw)
+
+        self._client = TimedSkyView()
         self._client.URL = self.url  # the client reads its form address from this attribute
         self._client.cache_location = self.cache_root / "astroquery" / "skyview"
 
@@ -305,6 +315,10 @@ class SkyViewProvider(NetworkProvider):
                                                width=size, height=size, cache=False)
         except ValueError as e:
             if "not among the surveys" in str(e):
+                if not self._client._valid_surveys:  # the form page listed no survey at all: not SkyView's page
+                    del self._client._survey_dict  # ask again next time
+                    raise InputError(f"{self.name}: the server at the SkyView address sent a page without a "
+                                     "survey list (not a SkyView answer)") from None
                 raise InputError(f"unknown SkyView survey {self.survey!r}") from None
             raise
         if not urls:

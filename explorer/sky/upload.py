@@ -19,6 +19,8 @@ from explorer.fitsio import cutout_with_wcs, read_image, wcs_pixel_scale_arcsec
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 SCALE_TOLERANCE = 0.10  # relative; beyond it the encoder would see structures at the wrong size
+MAX_SCALE_RATIO = 20.0  # resampling further than this (either way) would invent or discard nearly everything
+MAX_RESAMPLED_PIXELS = 2048  # side of the resampled grid; bounds memory before anything is allocated
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -42,8 +44,15 @@ def read_uploaded_fits(data: bytes, name: str, *, max_bytes: int = DEFAULT_MAX_B
                              f"{expected_pixel_scale_arcsec:.3g}\" pixels; resample it to "
                              f"{expected_pixel_scale_arcsec:.3g}\"/px (the resample option) or upload another image")
         return image, wcs
+    ratio = scale / expected_pixel_scale_arcsec
+    if not np.isfinite(ratio) or not 1 / MAX_SCALE_RATIO <= ratio <= MAX_SCALE_RATIO:
+        raise InputError(f"{name} has {scale:.3g}\" pixels, more than {MAX_SCALE_RATIO:g}x from the encoder's "
+                         f"{expected_pixel_scale_arcsec:.3g}\"; resampling that far would not give a usable image")
     height, width = image.shape[-2:]
-    pixels = pixels or max(8, round(min(height, width) * scale / expected_pixel_scale_arcsec))
+    pixels = pixels or max(8, round(min(height, width) * ratio))
+    if pixels > MAX_RESAMPLED_PIXELS:
+        raise InputError(f"{name} would resample to {pixels:,} x {pixels:,} pixels (limit {MAX_RESAMPLED_PIXELS:,}); "
+                         "upload a smaller field around the source")
     centre = wcs.pixel_to_world((width - 1) / 2, (height - 1) / 2)
     return cutout_with_wcs(image, wcs, centre, pixels, expected_pixel_scale_arcsec)
 
