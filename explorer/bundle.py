@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.atomic import atomic_directory, check_output_folder, recover, write_json
-from explorer.errors import InputError
+from explorer.errors import ArgumentParser, InputError, cli_entry
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy", "index.faiss", "thumbnails.npy")
@@ -343,3 +343,19 @@ def list_bundles(root: str | Path) -> list[Path]:
     found = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
              and all((p / f).is_file() for f in REQUIRED_FILES)]
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+@cli_entry
+def main(argv=None):
+    """``python -m explorer.bundle BUNDLE...``: open each bundle and hash every file against its manifest."""
+    parser = ArgumentParser(prog="python -m explorer.bundle", description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("bundles", nargs="+", metavar="BUNDLE")
+    for path in parser.parse_args(argv).bundles:
+        bundle = load_bundle(path)
+        hashed = check_files(bundle.path)
+        print(f"{bundle.name}: {bundle.n:,} sources, {hashed} file(s) match their sha256"
+              + ("" if hashed else " (written before checksums: rebuild it to get them)"))
+
+
+if __name__ == "__main__":
+    main()

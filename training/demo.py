@@ -48,7 +48,7 @@ def build_demo(*, n: int = 5000, seed: int = 0, epochs: int | None = None, force
     train(config, str(sky_dir), run_dir, progress=progress)
     seconds["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    embed_to_bundle(run_dir, str(sky_dir), bundle_dir, progress=progress)
+    embed_to_bundle(run_dir, str(sky_dir), bundle_dir, overwrite=True, progress=progress)  # the demo owns its bundle
     seconds["embed"] = time.perf_counter() - t
     seconds["total"] = sum(seconds.values())
     return {"bundle": bundle_dir, "seconds": seconds}
