@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -174,7 +175,9 @@ def check_output_folder(path: str | Path, kind: str, is_kind: Callable[[Path], b
     folder (``is_kind``) when ``overwrite`` is set. Everything else is an InputError of one line.
     """
     path = Path(path).expanduser()
-    recover(path)
+    repaired = recover(path)
+    if repaired:
+        print(repaired, file=sys.stderr)
     for parent in [path, *path.parents]:
         if parent.exists() and not parent.is_dir():
             where = "is a file" if parent == path else f"is under {parent}, which is a file"
