@@ -1,4 +1,4 @@
-"""The encoder: a torchvision ResNet with a configurable number of input channels.
+"""The encoder: a backbone (:mod:`explorer.backbones`), embedding, devices.
 
 Training builds it, the bundle stores its weights (``encoder.safetensors``), and
 the explorer rebuilds it to embed out-of-sample queries and to fine-tune heads.
@@ -10,24 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from torch import nn
 from tqdm.auto import tqdm
 
+from explorer.backbones import build_backbone
 from explorer.preprocess import Preprocessing, encoder_input
-
-ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101")
 
 
 def build_encoder(architecture: str = "resnet18", in_channels: int = 1) -> tuple[nn.Module, int]:
-    """ResNet backbone mapping [B, C, H, W] -> [B, D]; returns (module, D)."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
-    model = getattr(torchvision.models, architecture)(weights=None)
-    model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    dim = model.fc.in_features
-    model.fc = nn.Identity()
-    return model, dim
+    """A backbone mapping [B, C, H, W] -> [B, D]; returns (module, D)."""
+    model = build_backbone(architecture, in_channels)
+    return model, model.dim
 
 
 def resolve_device(device: str = "auto") -> torch.device:

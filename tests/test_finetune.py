@@ -75,7 +75,7 @@ def test_layerwise_decay_gives_the_documented_per_stage_learning_rates():
     assert [g["name"] for g in everything] == ["head", "layer4", "layer3", "layer2", "layer1", "stem"]
     assert everything[-1]["lr"] == pytest.approx(lr * 0.75 ** 5)
     baseline = ft.FinetuneRecipe(supervised=True)
-    assert baseline.trainable == 5 and baseline.decay == 1.0
+    assert baseline.trainable is None and baseline.decay == 1.0
 
 
 def test_the_cosine_schedule_keeps_the_ratio_between_stages():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from explorer.encoder import ARCHITECTURES
+from explorer.backbones import ARCHITECTURES
 from explorer.errors import InputError
 from explorer.preprocess import Preprocessing
 

@@ -2,7 +2,7 @@
 
     python -m training.finetune --bundle B --label-column C --labels N --out-name NAME [--device auto]
 
-Recipe: the last n ResNet stages are unfrozen (default 1) with layer-wise lr decay rho (default
+Recipe: the last n backbone stages are unfrozen (default 1) with layer-wise lr decay rho (default
 0.75): lr_i = lr * rho^i, i counted from the head (head 0, layer4 1, layer3 2, layer2 3, layer1 4,
 stem 5); AdamW, lr = 1e-3 * batch / 256, batch 64, weight decay 0.005, cosine schedule; paper 1's
 fine-tune augmentations (rotation, centre crop, random resized crop 0.9-1.0, flips). Frozen stages
@@ -46,13 +46,12 @@ from training.augment import AugmentConfig, augment
 from training.data import load_data
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
 
-STAGES = ("layer4", "layer3", "layer2", "layer1", "stem")   # from the head outwards
 CANCELLED_EXIT = 128 + signal.SIGTERM
 
 
 @dataclass(frozen=True)
 class FinetuneRecipe:
-    stages: int = 1               # last n ResNet stages unfrozen (0: only the head trains)
+    stages: int = 1               # last n backbone stages unfrozen (0: only the head trains)
     lr_decay: float = 0.75        # rho
     base_lr: float = 1e-3         # lr = base_lr * batch_size / 256
     batch_size: int = 64
@@ -65,32 +64,27 @@ class FinetuneRecipe:
         return self.base_lr * self.batch_size / 256
 
     @property
-    def trainable(self) -> int:
-        return len(STAGES) if self.supervised else self.stages
+    def trainable(self) -> int | None:
+        """Stages to train, counted from the head; None: all of them."""
+        return None if self.supervised else self.stages
 
     @property
     def decay(self) -> float:
         return 1.0 if self.supervised else self.lr_decay
 
 
-def resnet_stages(encoder: nn.Module) -> dict[str, nn.Module]:
-    """A torchvision ResNet's stages in forward order: stem, layer1 .. layer4."""
-    stem = nn.Sequential(encoder.conv1, encoder.bn1, encoder.relu, encoder.maxpool)
-    return {"stem": stem, **{f"layer{i}": getattr(encoder, f"layer{i}") for i in range(1, 5)}}
-
-
 class FinetuneModel(nn.Module):
     """Encoder stages, global average pooling and a linear head; the first stages can be frozen."""
 
-    def __init__(self, encoder: nn.Module, outputs: int, trainable: int):
+    def __init__(self, encoder: nn.Module, outputs: int, trainable: int | None):
         super().__init__()
-        if not 0 <= trainable <= len(STAGES):
-            raise InputError(f"--stages must be between 0 and {len(STAGES)}, got {trainable}")
-        stages = resnet_stages(encoder)
+        stages = encoder.stages()
+        trainable = len(stages) if trainable is None else trainable
+        if not 0 <= trainable <= len(stages):
+            raise InputError(f"--stages must be between 0 and {len(stages)}, got {trainable}")
         self.stages = nn.ModuleDict(stages)
-        self.frozen = list(stages)[:len(STAGES) - trainable]
-        last = encoder.layer4[-1]  # BasicBlock ends in conv2, Bottleneck in conv3
-        self.head = nn.Linear((last.conv3 if hasattr(last, "conv3") else last.conv2).out_channels, outputs)
+        self.frozen = list(stages)[:len(stages) - trainable]
+        self.head = nn.Linear(encoder.dim, outputs)
         self.register_buffer("target_mean", torch.zeros(1))
         self.register_buffer("target_std", torch.ones(1))
         for name in self.frozen:
@@ -118,9 +112,9 @@ class FinetuneModel(nn.Module):
 
 
 def layerwise_param_groups(model: FinetuneModel, lr: float, decay: float) -> list[dict]:
-    """One optimiser group per trainable part: lr_i = lr * decay^i, i = 0 for the head, 1 for layer4, ..."""
+    """One optimiser group per trainable part: lr_i = lr * decay^i, i = 0 for the head, 1 for the last stage, ..."""
     groups = [{"name": "head", "params": list(model.head.parameters()), "lr": lr, "peak_lr": lr}]
-    for i, name in enumerate(STAGES, start=1):
+    for i, name in enumerate(reversed(list(model.stages)), start=1):
         if name not in model.frozen:
             rate = lr * decay ** i
             groups.append({"name": name, "params": list(model.stages[name].parameters()), "lr": rate, "peak_lr": rate})
