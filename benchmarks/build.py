@@ -35,9 +35,11 @@ from explorer.encoder import build_encoder, embed
 from explorer.preprocess import preprocess, to_thumbnails
 from explorer.search import build_index
 from training.config import load_config
-from training.embed import fit_map
+from training.embed import MapConfig, fit_map
 from training.map_quality import map_fidelity
 from training.quality import knn_scores
+
+MAP = MapConfig()
 
 TARGET_S = 600
 CHUNK = 5000
@@ -135,8 +137,8 @@ def main(argv=None):
     embeddings = embed(encoder, crops, params, batch_size=256, device="cpu")
     seconds["encode"] = time.perf_counter() - t
     t = time.perf_counter()
-    map_xy, pca, map_params = fit_map(embeddings, config.map.pca_components, config.map.umap_neighbors,
-                                      config.map.umap_min_dist, config.seed, progress=True)
+    map_xy, pca, map_params = fit_map(embeddings, MAP.pca_components, MAP.umap_neighbors,
+                                      MAP.umap_min_dist, config.seed, progress=True)
     seconds[f"PCA + UMAP on {map_params['fitted_on']:,} + place {map_params['placed']:,}"] = time.perf_counter() - t
     t = time.perf_counter()
     _, index_info = build_index(embeddings, seed=config.seed)
@@ -155,12 +157,12 @@ def main(argv=None):
     rows = np.arange(args.n)
     if args.n > args.full_fit_max:
         rows = np.sort(np.random.default_rng(args.seed).choice(args.n, size=args.full_fit_max, replace=False))
-        map_xy, _, map_params = fit_map(embeddings[rows], config.map.pca_components, config.map.umap_neighbors,
-                                        config.map.umap_min_dist, config.seed)
+        map_xy, _, map_params = fit_map(embeddings[rows], MAP.pca_components, MAP.umap_neighbors,
+                                        MAP.umap_min_dist, config.seed)
         print(f"map quality compared on a random {len(rows):,} of the {args.n:,} (a full fit of all is too slow here)")
     reduced = pca.transform(embeddings[rows]).astype(np.float32)
     t = time.perf_counter()
-    full = full_umap(reduced, map_params["n_neighbors"], config.map.umap_min_dist, config.seed)
+    full = full_umap(reduced, map_params["n_neighbors"], MAP.umap_min_dist, config.seed)
     full_s = time.perf_counter() - t
     ours_q, full_q = map_fidelity(reduced, map_xy), map_fidelity(reduced, full)
     ours_r2, full_r2 = size_r2(map_xy, catalogue.iloc[rows]), size_r2(full, catalogue.iloc[rows])

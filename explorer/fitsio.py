@@ -39,6 +39,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from explorer.errors import InputError
+from explorer.surveys import FIRST
 
 CATALOG_FILE = "catalog.csv"
 COLUMNS_FILE = "columns.yaml"
@@ -286,7 +287,8 @@ class _Row:
     coord: SkyCoord
 
 
-def load_fits_catalogue(directory: str | Path, *, pixels: int = 150, pixel_scale_arcsec: float = 1.8,
+def load_fits_catalogue(directory: str | Path, *, pixels: int = FIRST.pixels,
+                        pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
                         progress: bool = True, workers: int | None = None
                         ) -> tuple[np.ndarray, pd.DataFrame, dict, list[tuple[str, str]]]:
     """Every usable row of a FITS catalogue directory, cut at ``pixels`` x ``pixel_scale_arcsec``.

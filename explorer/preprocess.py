@@ -20,20 +20,51 @@ if TYPE_CHECKING:  # torch is imported where it is used: the map pages start fas
     import torch
 
 
+SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh")
+
+
 @dataclass(frozen=True)
 class Preprocessing:
-    # ``low``/``high`` are checked when a training config is loaded (training.config)
-    clip_sigma: float = field(default=3.0, metadata={"low": 0.0, "high": 100.0})  # zero pixels below median + clip_sigma * sigma
+    """How survey pixels become encoder input; recorded in the manifest and used alike for training,
+    embedding and queries. ``low``/``high``/``choices`` are checked when a training config loads.
+
+    Scalings (after NaN -> 0; all but ``calibrated`` first zero the pixels below the noise floor):
+
+    - ``peak`` (paper 1, the default): each band divided by its own peak -> [0, 1];
+    - ``peak_all_bands``: every band divided by the image's brightest pixel, so colours survive;
+    - ``calibrated`` (paper 2, Eq. 3.2): x * 10^(5 - 0.4 zp) / ps^2 per band, with the bands' zero points
+      (``zero_points``, or per source from ``zp_<band>`` catalogue columns) and ``pixel_scale_arcsec``;
+      no other normalisation;
+    - ``asinh``: ``peak_all_bands``, then asinh(x / a) / asinh(1 / a) with a = ``asinh_softening``.
+    """
+    clip_sigma: float = field(default=3.0, metadata={"low": 0.0, "high": 100.0})  # floor: median + clip_sigma * sigma
     crop_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})      # centre crop the encoder sees (paper 1)
     input_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})     # the crop is resampled to this size
-    scaling: str = "peak"     # divide by the image peak after clipping -> [0, 1]
+    scaling: str = field(default="peak", metadata={"choices": SCALINGS})
+    zero_points: tuple[float, ...] = ()        # calibrated: one per band, in channel order (mag)
+    pixel_scale_arcsec: float = field(default=0.0, metadata={"low": 0.0, "high": 3600.0})  # calibrated: ps
+    asinh_softening: float = field(default=0.05, metadata={"low": 1e-6, "high": 10.0})
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        values = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        if "zero_points" in values:
+            values["zero_points"] = tuple(values["zero_points"])
+        return cls(**values)
+
+    def check(self, channels: int, where: str = "preprocessing") -> None:
+        """Settings that depend on the data: calibrated scaling needs a zero point per band and the pixel scale."""
+        from explorer.errors import InputError
+
+        if self.scaling == "calibrated":
+            if len(self.zero_points) != channels:
+                raise InputError(f"{where}: calibrated scaling needs {channels} zero point(s) (one per band), "
+                                 f"got {len(self.zero_points)}")
+            if self.pixel_scale_arcsec <= 0:
+                raise InputError(f"{where}: calibrated scaling needs pixel_scale_arcsec (the data's pixel scale)")
 
     @property
     def rotation_safe_pixels(self) -> int:
@@ -62,23 +93,34 @@ def centre_crop(images: np.ndarray, pixels: int) -> np.ndarray:
     return images[..., top:top + pixels, left:left + pixels]
 
 
-def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation: bool = False) -> np.ndarray:
-    """NaN -> 0, zero pixels below the noise floor, scale to [0, 1] by the peak, centre crop.
+def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation: bool = False,
+               zero_points: np.ndarray | None = None) -> np.ndarray:
+    """NaN -> 0, zero pixels below the noise floor, scale (``params.scaling``), centre crop.
 
     Returns float32 [N, C, s, s] with s = ``params.crop_pixels``, or the larger
     ``params.rotation_safe_pixels`` when the caller will rotate before cropping
     (training). Resampling to ``input_pixels`` is :func:`encoder_input`'s job.
+    ``zero_points`` [N, C] (calibrated scaling) are per-source zero points that replace the config's.
     """
     x = as_nchw(images).astype(np.float32, copy=True)
     np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    # Noise and peak come from the whole cutout, so the result does not depend on the crop kept.
-    with warnings.catch_warnings():  # constant (e.g. all-zero) images give a zero sigma; that is fine
-        warnings.simplefilter("ignore", RuntimeWarning)
-        _, median, sigma = sigma_clipped_stats(x, sigma=3.0, maxiters=5, axis=(-2, -1))
-    floor = np.nan_to_num(median + params.clip_sigma * sigma)[..., None, None]
-    x[x < floor] = 0.0
-    peak = x.max(axis=(-2, -1), keepdims=True)
-    np.divide(x, peak, out=x, where=peak > 0)
+    if params.scaling == "calibrated":
+        zp = np.asarray(params.zero_points if zero_points is None else zero_points, dtype=np.float64)
+        factor = 10 ** (5 - 0.4 * zp) / params.pixel_scale_arcsec ** 2
+        x *= np.broadcast_to(factor, (len(x), x.shape[1]))[..., None, None].astype(np.float32)
+    else:
+        # Noise and peak come from the whole cutout, so the result does not depend on the crop kept.
+        with warnings.catch_warnings():  # constant (e.g. all-zero) images give a zero sigma; that is fine
+            warnings.simplefilter("ignore", RuntimeWarning)
+            _, median, sigma = sigma_clipped_stats(x, sigma=3.0, maxiters=5, axis=(-2, -1))
+        floor = np.nan_to_num(median + params.clip_sigma * sigma)[..., None, None]
+        x[x < floor] = 0.0
+        axes = (-2, -1) if params.scaling == "peak" else (-3, -2, -1)
+        peak = x.max(axis=axes, keepdims=True)
+        np.divide(x, peak, out=x, where=peak > 0)
+        if params.scaling == "asinh":
+            a = params.asinh_softening
+            x = (np.arcsinh(x / a) / np.arcsinh(1 / a)).astype(np.float32)
     crop = params.rotation_safe_pixels if margin_for_rotation else params.crop_pixels
     return np.ascontiguousarray(centre_crop(x, min(crop, *x.shape[-2:])))
 
@@ -101,7 +143,8 @@ def encoder_input(preprocessed: np.ndarray | torch.Tensor, params: Preprocessing
     """Centre crop the preprocessed images and resample them to ``input_pixels``."""
     import torch
 
-    x = torch.as_tensor(np.asarray(preprocessed) if not torch.is_tensor(preprocessed) else preprocessed)
+    # a copy of array input: it may be a read-only memory map (the cutout cache)
+    x = preprocessed if torch.is_tensor(preprocessed) else torch.from_numpy(np.array(preprocessed, dtype=np.float32))
     size = x.shape[-1]
     offset = (size - params.crop_pixels) / 2
     box = torch.tensor([offset, offset, offset + params.crop_pixels, offset + params.crop_pixels])

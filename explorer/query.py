@@ -28,11 +28,10 @@ from astropy.wcs import WCS
 from explorer.encoder import embed
 from explorer.errors import InputError
 from explorer.preprocess import as_nchw, preprocess, to_thumbnails
-from explorer.sky.cutouts import DEFAULT_SKYVIEW_SURVEY
 from explorer.search import Neighbours, neighbours_of_vector, place_on_map
 from explorer.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
+from explorer.surveys import FIRST
 
-DEFAULT_PIXEL_SCALE_ARCSEC = 1.8  # VLA FIRST, for bundles whose manifest does not say
 
 
 @dataclass
@@ -54,7 +53,7 @@ class QueryResult:
 
 def pixel_scale_arcsec(bundle) -> float:
     """The pixel scale the bundle's encoder was trained at."""
-    return float(bundle.manifest.get("data", {}).get("pixel_scale_arcsec", DEFAULT_PIXEL_SCALE_ARCSEC))
+    return float(bundle.manifest.get("data", {}).get("pixel_scale_arcsec", FIRST.pixel_scale_arcsec))
 
 
 def cutout_geometry(bundle) -> tuple[float, int]:
@@ -70,8 +69,8 @@ def survey_choices(bundle) -> dict[str, str]:
     spec = str(bundle.manifest.get("data", {}).get("spec", ""))
     if spec and not spec.startswith("sim:") and Path(spec).is_dir():
         choices[f"this bundle's FITS images ({Path(spec).name})"] = f"local:{spec}"
-    choices[f"{DEFAULT_SKYVIEW_SURVEY} from SkyView"] = DEFAULT_SKYVIEW_SURVEY
-    choices["VLA FIRST from hips2fits (CDS/P/FIRST)"] = "hips:CDS/P/FIRST"
+    choices[f"{FIRST.skyview} from SkyView"] = FIRST.skyview
+    choices[f"{FIRST.name} from hips2fits ({FIRST.hips})"] = f"hips:{FIRST.hips}"
     return choices
 
 

@@ -47,7 +47,6 @@ TINY_CONFIG = {
     "data": {"pixels": 150, "pixel_scale_arcsec": 1.8},
     "preprocessing": {"clip_sigma": 3.0, "crop_pixels": 70, "input_pixels": 32},
     "optim": {"epochs": 1, "batch_size": 8, "base_lr": 0.2, "warmup_epochs": 0},
-    "map": {"pca_components": 8, "umap_neighbors": 5},
 }
 
 
@@ -482,7 +481,13 @@ CASES: list[Case] = [
     _config_case("rotation 'no'", "optim: {epochs: 1}\naugmentation: {rotation: 'no'}\n", "rotation must be true or false"),
     _config_case("empty config", "", "is empty"),
     _config_case("epochs 0", {"optim.epochs": 0}, "optim.epochs must be within 1"),
-    _config_case("unknown method", "method: simclr\noptim: {epochs: 1}\n", "unknown value 'simclr'"),
+    _config_case("unknown method", "method: simclr\noptim: {epochs: 1}\n", "unknown method 'simclr'; choose one of"),
+    _config_case("map section in a recipe", "optim: {epochs: 1}\nmap: {pca_components: 8}\n", "belong to embedding"),
+    _config_case("bands that are not a list", "optim: {epochs: 1}\ndata: {bands: radio}\n", "data.bands must be a list"),
+    _config_case("unknown scaling", {"preprocessing.scaling": "log"}, "unknown value 'log'"),
+    _config_case("calibrated without zero points", {"preprocessing.scaling": "calibrated"},
+                 "calibrated scaling needs 1 zero point"),
+    _config_case("another method's section", "method: byol\nsimsiam: {}\noptim: {epochs: 1}\n", "unknown key.*simsiam"),
     _config_case("crop larger than the cutout", {"preprocessing.crop_pixels": 200}, "larger than the cutouts"),
     Case("train --epochs 0", "cli", lambda ws: _train(ws, None, None, "--epochs", "0"), "--epochs must be at least 1"),
     Case("sim n=1e11", "cli", lambda ws: ["training.train", "--config", ws.config_file, "--data", "sim:radio?n=1e11",

@@ -5,11 +5,19 @@ synthetic data (benchmarks/synthetic.py) in about a second. Explorer tests that 
 *a* bundle take ``explorer_bundle``, whose params can grow to include a bundle built by
 the real training pipeline.
 """
+import os
+import tempfile
+
 import pytest
 
 from benchmarks.synthetic import synthetic_bundle as build_synthetic_bundle
 from explorer.bundle import load_bundle
 from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture: a bundle from the real pipeline)
+
+
+def pytest_configure(config):
+    """Caches (cutouts, names, survey answers) of the whole run go to a scratch home, never the repository's."""
+    os.environ.setdefault("EXPLORER_HOME", tempfile.mkdtemp(prefix="explorer-tests-home-"))
 
 
 @pytest.fixture(scope="session")

@@ -62,23 +62,23 @@ def test_full_box_at_the_same_size_is_the_identity():
 
 def test_views_have_the_right_shape_range_and_are_reproducible():
     x = torch.as_tensor(np.stack([gaussian_blob(sigma=s) for s in (2, 4, 6, 8)]))[:, None]
-    cfg = AugmentConfig(crop_pixels=CROP, output_pixels=32)
-    v1, v2 = augment(x, cfg, g(1)), augment(x, cfg, g(2))
+    cfg, sizes = AugmentConfig(), Preprocessing(crop_pixels=CROP, input_pixels=32)
+    v1, v2 = augment(x, cfg, sizes, g(1)), augment(x, cfg, sizes, g(2))
     assert v1.shape == (4, 1, 32, 32)
     assert v1.min() >= 0 and v1.max() <= 1
     assert not torch.allclose(v1, v2)
-    assert torch.equal(v1, augment(x, cfg, g(1)))
+    assert torch.equal(v1, augment(x, cfg, sizes, g(1)))
 
 
 def test_augmentation_without_randomness_is_the_centre_crop():
     x = torch.rand(2, 1, SIZE, SIZE)
-    cfg = AugmentConfig(CROP, CROP, rotation=False, crop_scale=(1, 1), crop_ratio=(1, 1), flip_p=0, jitter_p=0, blur_p=0)
-    assert torch.allclose(augment(x, cfg, g()), torch.as_tensor(centre_crop(x.numpy(), CROP)), atol=1e-6)
+    cfg = AugmentConfig(rotation=False, crop_scale=(1, 1), crop_ratio=(1, 1), flip_p=0, jitter_p=0, blur_p=0)
+    assert torch.allclose(augment(x, cfg, Preprocessing(crop_pixels=CROP, input_pixels=CROP), g()), torch.as_tensor(centre_crop(x.numpy(), CROP)), atol=1e-6)
 
 
 def test_finetune_views_keep_a_centred_source_centred():
     blob = torch.as_tensor(gaussian_blob(sigma=4))[None, None].repeat(16, 1, 1, 1)
-    out = augment(blob, AugmentConfig.finetune(CROP, CROP), g())
+    out = augment(blob, AugmentConfig.finetune(), Preprocessing(crop_pixels=CROP, input_pixels=CROP), g())
     for o in out[:, 0]:
         r, c = divmod(int(o.argmax()), CROP)
         # a 0.9-area crop with aspect up to 4:3 shifts the centre by at most ~7.6 px

@@ -31,8 +31,8 @@ from training.augment import augment
 from training.config import config_from_dict
 from training.data import load_data
 from training.distributed import Processes, sync_batchnorm
-from training.ssl import BYOL
-from training.train import CHECKPOINT, LOSS_LOG, _train, augment_config, encoder_from_checkpoint, load_checkpoint
+from training.methods import method_class
+from training.train import CHECKPOINT, LOSS_LOG, _train, encoder_from_checkpoint, load_checkpoint
 
 DATA = "sim:radio?n=32&seed=5"
 TINY = {
@@ -44,11 +44,14 @@ TINY = {
 }
 
 
-def byol(dtype=torch.float32) -> BYOL:
+SMALL = {"byol": TINY["byol"], "simsiam": {"projection_hidden": 64, "projection_dim": 64, "prediction_hidden": 16}}
+
+
+def method(name: str, dtype=torch.float32):
     torch.manual_seed(TINY["seed"])
     encoder, dim = build_encoder("resnet18", 1)
-    b = TINY["byol"]
-    return BYOL(encoder, dim, b["projection_hidden"], b["projection_dim"], b["prediction_hidden"]).to(dtype)
+    cls = method_class(name)
+    return cls(encoder, dim, cls.Config(**SMALL[name])).to(dtype)
 
 
 def first_views() -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,48 +62,55 @@ def first_views() -> tuple[torch.Tensor, torch.Tensor]:
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed * 100_003))
     views = torch.Generator().manual_seed(config.seed * 100_019)
     batch = images[order[:config.optim.batch_size]]
-    return augment(batch, augment_config(config), views), augment(batch, augment_config(config), views)
+    return (augment(batch, config.augmentation, config.preprocessing, views),
+            augment(batch, config.augmentation, config.preprocessing, views))
 
 
 def gradients(model) -> dict[str, np.ndarray]:
     return {n: p.grad.double().numpy() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def one_step_on_a_share(rank: int, port: int, view1, view2, results) -> None:
+def one_step_on_a_share(rank: int, port: int, name: str, view1, view2, results) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
-    model = sync_batchnorm(byol(), torch.device("cpu"))
+    model = sync_batchnorm(method(name), torch.device("cpu"))
     replicas = torch.nn.parallel.DistributedDataParallel(model)
     share = slice(rank * len(view1) // 2, (rank + 1) * len(view1) // 2)
-    replicas(view1[share], view2[share]).backward()
+    replicas({"views": (view1[share], view2[share])}).backward()
     if rank == 0:
         results.put(gradients(model))
     dist.barrier()
     dist.destroy_process_group()
 
 
-def test_a_two_process_step_has_the_gradients_of_the_whole_global_batch():
+@pytest.mark.parametrize("name, checked", [
+    ("byol", ("encoder.conv1.weight", "encoder.bn1.weight", "encoder.layer2.0.conv1.weight",
+              "encoder.layer4.1.bn2.bias", "projector.0.weight", "predictor.3.weight")),
+    ("simsiam", ("encoder.conv1.weight", "encoder.layer3.1.conv2.weight", "projector.0.weight",
+                 "projector.6.weight", "predictor.3.weight")),
+])
+def test_a_two_process_step_has_the_gradients_of_the_whole_global_batch(name, checked):
     view1, view2 = first_views()
-    exact = byol(torch.float64)
-    exact(view1.double(), view2.double()).backward()
+    exact = method(name, torch.float64)
+    exact({"views": (view1.double(), view2.double())}).backward()
     reference = gradients(exact)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     context = mp.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=one_step_on_a_share, args=(r, port, view1, view2, results)) for r in (0, 1)]
+    workers = [context.Process(target=one_step_on_a_share, args=(r, port, name, view1, view2, results))
+               for r in (0, 1)]
     for w in workers:
         w.start()
     shared = results.get(timeout=120)
     for w in workers:
         w.join(timeout=60)
     assert shared.keys() == reference.keys()
-    for name in ("encoder.conv1.weight", "encoder.bn1.weight", "encoder.layer2.0.conv1.weight",
-                 "encoder.layer4.1.bn2.bias", "projector.0.weight", "predictor.3.weight"):
-        scale = np.abs(reference[name]).max()
-        assert np.abs(shared[name] - reference[name]).max() < 1e-4 * scale, name
+    for weight in checked:
+        scale = np.abs(reference[weight]).max()
+        assert np.abs(shared[weight] - reference[weight]).max() < 1e-4 * scale, weight
 
 
 def train_cli(config, out, *launcher):

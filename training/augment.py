@@ -13,26 +13,27 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from explorer.preprocess import crop_and_resize
+from explorer.preprocess import Preprocessing, crop_and_resize
+from training.options import limited
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop_pixels: int = 70                       # centre crop after rotation
-    output_pixels: int = 70                     # the random resized crop's output size (encoder input)
-    rotation: bool = True                       # uniform angle in [0, 360)
-    crop_scale: tuple[float, float] = (0.8, 1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip_p: float = 0.5                         # each of horizontal and vertical
-    jitter_p: float = 0.8
-    jitter_strength: float = 0.5                # brightness and contrast factors in [1 - s, 1 + s]
-    blur_p: float = 0.1
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    """The random part of the views (the recipe's ``augmentation`` section); the crop and output sizes
+    are the preprocessing's (``crop_pixels``, ``input_pixels``)."""
+    rotation: bool = True                                          # uniform angle in [0, 360)
+    crop_scale: tuple[float, float] = limited((0.8, 1.0), 0.01, 1.0)
+    crop_ratio: tuple[float, float] = limited((3 / 4, 4 / 3), 0.1, 10.0)
+    flip_p: float = limited(0.5, 0.0, 1.0)                          # each of horizontal and vertical
+    jitter_p: float = limited(0.8, 0.0, 1.0)
+    jitter_strength: float = limited(0.5, 0.0, 10.0)                # brightness and contrast in [1 - s, 1 + s]
+    blur_p: float = limited(0.1, 0.0, 1.0)
+    blur_sigma: tuple[float, float] = limited((0.1, 2.0), 0.01, 100.0)
 
     @classmethod
-    def finetune(cls, crop_pixels: int = 70, output_pixels: int = 70) -> "AugmentConfig":
+    def finetune(cls) -> "AugmentConfig":
         """Paper 1's fine-tune / linear-probe augmentations: rotation, centre crop, crop 0.9-1.0, flips."""
-        return cls(crop_pixels, output_pixels, crop_scale=(0.9, 1.0), jitter_p=0.0, blur_p=0.0)
+        return cls(crop_scale=(0.9, 1.0), jitter_p=0.0, blur_p=0.0)
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator, device) -> torch.Tensor:
@@ -76,31 +77,42 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return x.reshape(b, c, h, w)
 
 
-def augment(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """One random view of each image; ``g`` lives on the images' device."""
-    n, device = len(images), images.device
-    angles = _uniform(n, 0.0, 360.0, g, device) if cfg.rotation else torch.zeros(n, device=device)
-    x = rotate_and_crop(images, angles, cfg.crop_pixels)
+def augment(images: torch.Tensor, cfg: AugmentConfig, sizes: Preprocessing, g: torch.Generator, *,
+            share: slice = slice(None), total: int | None = None) -> torch.Tensor:
+    """One random view of each image, ``sizes.crop_pixels`` cut and ``sizes.input_pixels`` out; ``g`` lives on
+    the images' device.
 
-    boxes = random_resized_boxes(n, cfg.crop_pixels, cfg.crop_scale, cfg.crop_ratio, g, device)
-    x = crop_and_resize(x, boxes, cfg.output_pixels)
+    ``images`` may be the rows ``share`` of a batch of ``total``: the random draws are those of the whole
+    batch, so a process that holds only its share of a global batch makes exactly its share of the views.
+    """
+    device = images.device
+    n = len(images) if total is None else total
+
+    def draw(low: float, high: float) -> torch.Tensor:
+        return _uniform(n, low, high, g, device)[share]
 
     def chosen(p: float) -> torch.Tensor:
-        return (torch.rand(n, generator=g, device=device) < p)[:, None, None, None]
+        return (torch.rand(n, generator=g, device=device) < p)[share][:, None, None, None]
+
+    angles = draw(0.0, 360.0) if cfg.rotation else torch.zeros(len(images), device=device)
+    x = rotate_and_crop(images, angles, sizes.crop_pixels)
+
+    boxes = random_resized_boxes(n, sizes.crop_pixels, cfg.crop_scale, cfg.crop_ratio, g, device)[share]
+    x = crop_and_resize(x, boxes, sizes.input_pixels)
 
     x = torch.where(chosen(cfg.flip_p), x.flip(-1), x)
     x = torch.where(chosen(cfg.flip_p), x.flip(-2), x)
 
     if cfg.jitter_p > 0:
         s = cfg.jitter_strength
-        brightness = _uniform(n, 1 - s, 1 + s, g, device)[:, None, None, None]
-        contrast = _uniform(n, 1 - s, 1 + s, g, device)[:, None, None, None]
+        brightness = draw(1 - s, 1 + s)[:, None, None, None]
+        contrast = draw(1 - s, 1 + s)[:, None, None, None]
         jittered = x * brightness
         mean = jittered.mean(dim=(1, 2, 3), keepdim=True)
         jittered = ((jittered - mean) * contrast + mean).clamp(0, 1)
         x = torch.where(chosen(cfg.jitter_p), jittered, x)
 
     if cfg.blur_p > 0:
-        sigma = _uniform(n, *cfg.blur_sigma, g, device)
+        sigma = draw(*cfg.blur_sigma)
         x = torch.where(chosen(cfg.blur_p), gaussian_blur(x, sigma), x)
     return x

@@ -1,14 +1,13 @@
 """Training configuration: one YAML file per recipe (``configs/*.yaml``), read into dataclasses.
 
-Everything is checked once, here, when the YAML is loaded: unknown keys, each value's type (from the
-field's annotation: ``"six"`` is not an int, ``"no"`` is not a bool, ``.nan`` is not a number) and its
-range (``limits`` in the field's metadata). A typo never silently falls back to a default.
+A recipe names its method (``method: byol``) and may carry a section of the method's own options
+under the same name (``byol: {...}``; the method's ``Config``, :mod:`training.methods`). Every value is
+checked when the YAML loads (:mod:`training.options`). Map settings are not part of a recipe: they
+belong to embedding (``training.embed --pca-components ...``), so changing them never blocks resuming.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,17 +16,11 @@ import yaml
 from explorer.backbones import ARCHITECTURES
 from explorer.errors import InputError
 from explorer.preprocess import Preprocessing
+from explorer.surveys import FIRST
+from training.augment import AugmentConfig
+from training.options import build, limited
 
-METHODS = ("byol",)
-
-
-def limited(default, low=None, high=None, *, choices=None):
-    """A dataclass field whose value must lie in [low, high] (or be one of ``choices``)."""
-    return field(default=default, metadata={"low": low, "high": high, "choices": choices})
-
-
-def fraction(default):
-    return limited(default, 0.0, 1.0)
+LEGACY_SECTIONS = ("map",)   # written into checkpoints by earlier versions; ignored when they are read back
 
 
 @dataclass
@@ -38,118 +31,60 @@ class EncoderConfig:
 
 @dataclass
 class DataConfig:
-    pixels: int = limited(150, 8, 4096)                 # cutout side, pixels
-    pixel_scale_arcsec: float = limited(1.8, 1e-4, 3600.0)   # VLA FIRST
-
-
-@dataclass
-class BYOLConfig:
-    projection_hidden: int = limited(512, 1)
-    projection_dim: int = limited(256, 1)         # paper 1's public code: 512 -> 256
-    prediction_hidden: int = limited(512, 1)
-    base_momentum: float = fraction(0.996)
-
-
-@dataclass
-class AugmentationConfig:
-    rotation: bool = True
-    crop_scale: tuple[float, float] = limited((0.8, 1.0), 0.01, 1.0)
-    flip_p: float = fraction(0.5)
-    jitter_p: float = fraction(0.8)
-    jitter_strength: float = limited(0.5, 0.0, 10.0)
-    blur_p: float = fraction(0.1)
+    pixels: int = limited(FIRST.pixels, 8, 4096)                              # cutout side, pixels
+    pixel_scale_arcsec: float = limited(FIRST.pixel_scale_arcsec, 1e-4, 3600.0)
+    bands: tuple[str, ...] = ()                     # expected band names in channel order; () = the data's
 
 
 @dataclass
 class OptimConfig:
     epochs: int = limited(500, 1, 1_000_000)
     batch_size: int = limited(1024, 2, 1 << 20)   # BatchNorm needs at least two images
-    base_lr: float = limited(0.2, 1e-9, 100.0)              # lr = base_lr * batch_size / 256
+    base_lr: float = limited(0.2, 1e-9, 100.0)    # lr = base_lr * batch_size / 256
     momentum: float = limited(0.9, 0.0, 0.9999)
     weight_decay: float = limited(1.5e-6, 0.0, 1.0)
     warmup_epochs: int = limited(10, 0)
 
 
 @dataclass
-class MapConfig:
-    pca_components: int = limited(200, 2)
-    umap_neighbors: int = limited(15, 2, 1000)
-    umap_min_dist: float = limited(0.1, 0.0, 10.0)
-
-
-@dataclass
 class TrainConfig:
     name: str = "byol"
-    method: str = limited("byol", choices=METHODS)
+    method: str = "byol"
     seed: int = limited(0, 0, 2**32 - 1)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     data: DataConfig = field(default_factory=DataConfig)
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    byol: BYOLConfig = field(default_factory=BYOLConfig)
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    map: MapConfig = field(default_factory=MapConfig)
+    options: object = None            # the method's own Config (the recipe's section named after the method)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        values = {f.name: dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
+                  else getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}
+        return {**values, self.method: dataclasses.asdict(self.options)}
 
 
-def _build(cls, values: dict, where: str):
-    if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a mapping, got {values!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(map(str, values)) - set(fields))
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
-    types = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        kind, f = types[name], fields[name]
-        if dataclasses.is_dataclass(kind):
-            kwargs[name] = _build(kind, value, f"{where}.{name}")
-        else:
-            kwargs[name] = _checked(value, kind, f.metadata, f"{where}.{name}")
-    return cls(**kwargs)
+def config_from_dict(values: dict, where: str = "config", *, from_checkpoint: bool = False) -> TrainConfig:
+    """The typed config of a recipe (or of a checkpoint, whose legacy sections are dropped)."""
+    from training.methods import method_class
 
-
-def _checked(value, kind, rules, where: str):
-    """``value`` as ``kind`` (bool, int, float, str or a tuple of floats), within the field's rules."""
-    if typing.get_origin(kind) is tuple:
-        parts = typing.get_args(kind)
-        if not isinstance(value, (list, tuple)) or len(value) != len(parts):
-            raise InputError(f"{where} must be a list of {len(parts)} numbers, e.g. [0.8, 1.0]; got {value!r}")
-        checked = tuple(_checked(v, k, rules, where) for v, k in zip(value, parts))
-        if list(checked) != sorted(checked):
-            raise InputError(f"{where} must be in increasing order, got {list(checked)}")
-        return checked
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"{where} must be true or false (unquoted), got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where} must be a whole number, got {value!r}")
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise InputError(f"{where} must be a finite number, got {value!r}")
-        value = float(value)
-    elif kind is str:
-        if not isinstance(value, str):
-            raise InputError(f"{where} must be text, got {value!r}")
-    choices, low, high = rules.get("choices"), rules.get("low"), rules.get("high")
-    if choices is not None and value not in choices:
-        raise InputError(f"{where}: unknown value {value!r}; choose one of {', '.join(choices)}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"at least {low:g}" if high is None else f"within {low:g} to {high:g}" if low is not None \
-            else f"at most {high:g}"
-        raise InputError(f"{where} must be {bounds}, got {value!r}")
-    return value
-
-
-def config_from_dict(values: dict, where: str = "config") -> TrainConfig:
     if not values:
         raise InputError(f"{where} is empty; a recipe needs at least its optim settings (see configs/demo.yaml)")
-    config = _build(TrainConfig, values, where)
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a mapping, got {values!r}")
+    if "map" in values and not from_checkpoint:
+        raise InputError(f"{where}: map settings belong to embedding now; remove the map section and pass "
+                         "--pca-components / --umap-neighbors / --umap-min-dist to training.embed")
+    values = {k: v for k, v in values.items() if k not in LEGACY_SECTIONS}
+    if "options" in values:
+        raise InputError(f"{where}: unknown key options; a method's options go in a section named after it")
+    method = values.get("method", TrainConfig.method)
+    if not isinstance(method, str):
+        raise InputError(f"{where}.method must be text, got {method!r}")
+    cls = method_class(method)
+    options = build(cls.Config, values.pop(method, None) or {}, f"{where}.{method}")
+    config = dataclasses.replace(build(TrainConfig, values, where), options=options)
+    config.preprocessing.check(config.encoder.in_channels, f"{where}.preprocessing")
     if config.preprocessing.crop_pixels > config.data.pixels:
         raise InputError(f"{where}: preprocessing.crop_pixels ({config.preprocessing.crop_pixels}) is larger than "
                          f"the cutouts (data.pixels {config.data.pixels})")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.errors import InputError
+from explorer.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
 SPEC_HELP = "expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0"
@@ -48,13 +49,15 @@ def parse_sim_spec(spec: str) -> dict:
     return {"kind": kind, **params}
 
 
-def load_data(spec: str, *, pixels: int = 150, pixel_scale_arcsec: float = 1.8, progress: bool = True) -> SourceSet:
+def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
+              progress: bool = True) -> SourceSet:
     spec = str(spec)
     if spec.startswith("sim:"):
         from training.simulate import COLUMNS, simulate_sources
 
         sim = parse_sim_spec(spec)
         images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
+        catalog.attrs["bands"] = ["image"]
         return SourceSet(images[:, None], catalog, dict(COLUMNS), spec)
     path = Path(spec).expanduser()
     if path.is_dir():

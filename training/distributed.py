@@ -2,9 +2,10 @@
 ``python -m training.train`` picks them up (see :func:`training.train.train`).
 
 - The process group is NCCL on CUDA, gloo on CPU.
-- Every process draws the same global batch and the same augmented views (one seeded stream,
-  whatever the number of processes) and trains on its slice; DistributedDataParallel averages
-  the gradients, so a step equals a single process's step on the whole global batch.
+- Every process draws the same global batch and the randomness of the same augmented views (one
+  seeded stream, whatever the number of processes), reads only its slice of the batch and trains on
+  it; DistributedDataParallel averages the gradients, so a step equals a single process's step on
+  the whole global batch. Rank 0 builds the cutout cache before the others open it.
 - BatchNorm statistics are those of the global batch: torch's SyncBatchNorm on accelerators, and
   :class:`GlobalBatchNorm` on CPU, where torch's SyncBatchNorm refuses to run.
 - BYOL's target network is an EMA of identical online weights, so it stays identical on every
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +54,17 @@ def start(procs: Processes, device: torch.device) -> torch.device:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
+
+
+@contextmanager
+def main_process_first(procs: Processes):
+    """Rank 0 runs the block first (e.g. builds a shared cache), then every other process does."""
+    together = procs.distributed and dist.is_initialized()
+    if together and not procs.is_main:
+        dist.barrier()
+    yield
+    if together and procs.is_main:
+        dist.barrier()
 
 
 def stop(procs: Processes) -> None:

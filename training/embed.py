@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 import shutil
 import tempfile
 import warnings
@@ -33,13 +34,23 @@ from explorer.bundle import is_bundle, unique_ids, write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
 from explorer.errors import ArgumentParser, InputError, cli_entry
 from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
-from explorer.preprocess import ASINH_SOFTENING, COLORMAP, preprocess, to_thumbnails
+from explorer.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
 from explorer.search import build_index, place_on_map
 from training.data import SourceSet, load_data
+from training.dataset import open_cutouts, row_zero_points
+from training.options import checked, limited
 from training.quality import map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
 BASE_COLUMNS = {c: {"unit": KNOWN_COLUMNS[c][0], "description": KNOWN_COLUMNS[c][1]} for c in ("id", "ra", "dec")}
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    """PCA -> UMAP settings of the map (embedding's own: they never block resuming a training run)."""
+    pca_components: int = limited(200, 2)
+    umap_neighbors: int = limited(15, 2, 1000)
+    umap_min_dist: float = limited(0.1, 0.0, 10.0)
 
 
 UMAP_FIT_MAX = 20_000     # UMAP is fitted on at most this many sources; the rest are placed (see fit_map)
@@ -173,19 +184,28 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
         return out
     check_output_folder(out, "shard folder", is_shard, overwrite=overwrite)
     encoder, config = encoder_from_checkpoint(state)
-    data = load_shard(data_spec, shard, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
-                      progress=progress)
-    if data.skipped:
-        print(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
     params = config.preprocessing
-    pre = preprocess(data.images, params)
+    if shard[1] == 1:  # the whole catalogue: the cutouts training cached (a second run reads no FITS file)
+        data = open_cutouts(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                            params=params, progress=progress)
+        catalog, columns, bands, skipped = data.catalog, data.columns, data.bands, data.meta.get("skipped", [])
+        pre = data.images
+    else:
+        source = load_shard(data_spec, shard, pixels=config.data.pixels,
+                            pixel_scale_arcsec=config.data.pixel_scale_arcsec, progress=progress)
+        catalog, columns, skipped = source.catalog, source.columns, source.skipped
+        bands = list(catalog.attrs.get("bands") or [f"band{i}" for i in range(source.images.shape[1])])
+        pre = preprocess(source.images, params, zero_points=row_zero_points(catalog, bands, params))
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable image(s), e.g. {skipped[0][0]}: {skipped[0][1]}")
     embeddings = embed(encoder, pre, params, batch_size=batch_size, device=resolve_device(device), progress=progress)
     with atomic_directory(out) as tmp:
-        data.catalog.to_parquet(tmp / "catalog.parquet", index=False)
-        np.save(tmp / "embeddings.npy", embeddings.reshape(len(data.catalog), -1).astype(np.float32))
-        np.save(tmp / "thumbnails.npy", to_thumbnails(pre))
+        catalog.to_parquet(tmp / "catalog.parquet", index=False)
+        np.save(tmp / "embeddings.npy", embeddings.reshape(len(catalog), -1).astype(np.float32))
+        np.save(tmp / "thumbnails.npy", to_thumbnails(centre_crop(np.asarray(pre), params.crop_pixels)))
         write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
-                                      "n": len(data.catalog), "skipped": len(data.skipped), "columns": data.columns})
+                                      "n": len(catalog), "skipped": len(skipped), "columns": columns, "bands": bands,
+                                      "pixel_scale_arcsec": config.data.pixel_scale_arcsec})
     return out
 
 
@@ -195,7 +215,8 @@ def check_batch_size(batch_size: int) -> None:
 
 
 def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
-                    batch_size: int = 256, overwrite: bool = False, progress: bool = True) -> Path:
+                    batch_size: int = 256, map_config: MapConfig = MapConfig(), overwrite: bool = False,
+                    progress: bool = True) -> Path:
     """Encode a whole catalogue and write its bundle: one shard, merged.
 
     An existing bundle at ``out`` is replaced only with ``overwrite``; any other folder or file never.
@@ -204,10 +225,11 @@ def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, 
     with scratch_folder(out) as work:
         shard = embed_shard(checkpoint, data_spec, work / "shard", device=device, batch_size=batch_size,
                             progress=progress)
-        return merge_shards([shard], out, overwrite=overwrite, progress=progress)
+        return merge_shards([shard], out, map_config=map_config, overwrite=overwrite, progress=progress)
 
 
-def merge_shards(shard_dirs, out: str | Path, *, overwrite: bool = False, progress: bool = True) -> Path:
+def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConfig(), overwrite: bool = False,
+                 progress: bool = True) -> Path:
     """One bundle from the shard folders of one catalogue: PCA, map and index over all of them.
 
     Every shard i/n of the same checkpoint and data must be there exactly once; the arrays are
@@ -243,8 +265,8 @@ def merge_shards(shard_dirs, out: str | Path, *, overwrite: bool = False, progre
         embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], work / "embeddings.npy")
         thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], work / "thumbnails.npy")
         stages = tqdm(total=4, desc="map, index, bundle", disable=not progress, unit="stage")
-        map_xy, pca, umap_params = fit_map(embeddings, config.map.pca_components, config.map.umap_neighbors,
-                                           config.map.umap_min_dist, config.seed, progress=progress)
+        map_xy, pca, umap_params = fit_map(embeddings, map_config.pca_components, map_config.umap_neighbors,
+                                           map_config.umap_min_dist, config.seed, progress=progress)
         stages.update()
         index, index_info = build_index(embeddings, seed=config.seed, progress=progress)
         stages.update()
@@ -259,6 +281,8 @@ def merge_shards(shard_dirs, out: str | Path, *, overwrite: bool = False, progre
                         "checkpoint_sha256": first["checkpoint_sha256"], "preprocessing": params.to_dict()},
             "data": {"spec": first["data"], "pixels": config.data.pixels,
                      "pixel_scale_arcsec": config.data.pixel_scale_arcsec,
+                     "bands": first.get("bands", ["image"]),
+                     "band_pixel_scales_arcsec": {b: config.data.pixel_scale_arcsec for b in first.get("bands", ["image"])},
                      "skipped": sum(meta["skipped"] for _, meta in shards), "shards": count},
             "pca": {"n_components": int(pca.n_components_),
                     "explained_variance_ratio": [round(float(v), 6) for v in pca.explained_variance_ratio_],
@@ -317,11 +341,16 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (or shard) at --out")
+    for name, f in MapConfig.__dataclass_fields__.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(f.default), default=f.default,
+                            help=f"map: {name.replace('_', ' ')} (default {f.default})")
     args = parser.parse_args(argv)
+    map_config = MapConfig(**{name: checked(getattr(args, name), type(f.default), f.metadata, f"--{name.replace('_', '-')}")
+                              for name, f in MapConfig.__dataclass_fields__.items()})
     if args.merge:
         if args.shard or args.checkpoint or args.data:
             raise InputError("--merge takes only shard folders and --out (the shards know their checkpoint and data)")
-        print(f"bundle: {merge_shards(args.merge, args.out, overwrite=args.overwrite)}")
+        print(f"bundle: {merge_shards(args.merge, args.out, map_config=map_config, overwrite=args.overwrite)}")
         return
     if not (args.checkpoint and args.data):
         raise InputError("--checkpoint and --data are required (or --merge SHARD_DIR ... to join shards)")
@@ -331,7 +360,7 @@ def main(argv=None):
         print(f"shard: {path}")
         return
     path = embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size,
-                           overwrite=args.overwrite)
+                           map_config=map_config, overwrite=args.overwrite)
     print(f"bundle: {path}")
 
 

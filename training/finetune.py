@@ -42,6 +42,7 @@ from explorer.jobs import JOBS_DIR
 from explorer.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
                             prepare, publish, score)
 from explorer.preprocess import Preprocessing, encoder_input, preprocess
+from explorer.surveys import FIRST
 from training.augment import AugmentConfig, augment
 from training.data import load_data
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
@@ -157,7 +158,7 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
     model.to(device)
     optimizer = torch.optim.AdamW(layerwise_param_groups(model, recipe.lr, recipe.decay), lr=recipe.lr,
                                   weight_decay=recipe.weight_decay)
-    aug = AugmentConfig.finetune(params.crop_pixels, params.input_pixels)
+    aug = AugmentConfig.finetune()
     n = len(rows)
     batch_size = min(recipe.batch_size, n)
     steps_per_epoch = max(1, n // batch_size)   # whole batches only: BatchNorm dislikes a batch of one
@@ -177,7 +178,7 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
             batch = order[i * batch_size:(i + 1) * batch_size]
             x = images[rows[batch]].to(device, non_blocking=True)
             with torch.no_grad():
-                x = augment(x, aug, views)
+                x = augment(x, aug, params, views)
             value = loss_fn(model(x), targets[batch].to(device))
             optimizer.zero_grad(set_to_none=True)
             value.backward()
@@ -214,7 +215,8 @@ def bundle_images(bundle: Bundle, *, progress: bool = True) -> torch.Tensor:
     spec = data.get("spec")
     if not spec:
         raise InputError(f"bundle {bundle.name!r} does not record its data spec, so its images cannot be reloaded")
-    source = load_data(spec, pixels=data.get("pixels", 150), pixel_scale_arcsec=data.get("pixel_scale_arcsec", 1.8),
+    source = load_data(spec, pixels=data.get("pixels", FIRST.pixels),
+                       pixel_scale_arcsec=data.get("pixel_scale_arcsec", FIRST.pixel_scale_arcsec),
                        progress=progress)
     position = {str(i): k for k, i in enumerate(source.catalog["id"].astype(str))}
     ids = bundle.catalog["id"].astype(str)

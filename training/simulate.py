@@ -40,11 +40,12 @@ from tqdm.auto import tqdm
 
 from explorer.atomic import atomic_directory, check_output_folder
 from explorer.errors import ArgumentParser, InputError
+from explorer.surveys import FIRST
 
 SIMULATOR_VERSION = 1          # bump when the model changes: cached catalogues are then rebuilt
-PIXELS = 150
-PIXEL_SCALE_ARCSEC = 1.8
-BEAM_FWHM_ARCSEC = 5.4
+PIXELS = FIRST.pixels
+PIXEL_SCALE_ARCSEC = FIRST.pixel_scale_arcsec
+BEAM_FWHM_ARCSEC = FIRST.beam_fwhm_arcsec
 NOISE_JY_PER_BEAM = 0.15e-3
 SPECTRAL_INDEX = 0.7           # S ~ nu^-alpha
 LAS_LEVEL = 0.05               # las_arcsec: extent of the noise-free image above this fraction of its peak

@@ -14,7 +14,6 @@ processes, so the run follows the same trajectory as one process; only rank 0 wr
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 
@@ -25,24 +24,16 @@ from tqdm.auto import tqdm
 from explorer.atomic import atomic_path, check_output_folder
 from explorer.encoder import build_encoder, resolve_device
 from explorer.errors import ArgumentParser, InputError, cli_entry
-from explorer.preprocess import preprocess
-from training.augment import AugmentConfig, augment
 from training.config import TrainConfig, config_from_dict, load_config
-from training.data import load_data
-from training.distributed import (assert_replicas_agree, mean_across, processes_from_env, start, stop,
-                                  sync_batchnorm)
-from training.ssl import BYOL, cosine_momentum
+from training.dataset import open_cutouts
+from training.distributed import (assert_replicas_agree, main_process_first, mean_across, processes_from_env, start,
+                                  stop, sync_batchnorm)
+from training.methods import method_class
+from training.methods.parts import learning_rate
+from training.views import make_views
 
 CHECKPOINT = "checkpoint.pt"
 LOSS_LOG = "loss.csv"
-
-
-def learning_rate(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """Linear warm-up to the peak, then cosine decay to zero."""
-    if step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
@@ -57,21 +48,15 @@ def load_checkpoint(run_dir: str | Path) -> dict:
 
 
 def encoder_from_checkpoint(state: dict) -> tuple[torch.nn.Module, TrainConfig]:
-    config = config_from_dict(state["config"])
+    config = config_from_dict(state["config"], "checkpoint config", from_checkpoint=True)
     encoder, _ = build_encoder(config.encoder.architecture, config.encoder.in_channels)
     prefix = "encoder."
     encoder.load_state_dict({k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)})
     return encoder.eval(), config
 
 
-def augment_config(config: TrainConfig) -> AugmentConfig:
-    a, p = config.augmentation, config.preprocessing
-    return AugmentConfig(crop_pixels=p.crop_pixels, output_pixels=p.input_pixels, rotation=a.rotation,
-                         crop_scale=a.crop_scale, flip_p=a.flip_p, jitter_p=a.jitter_p,
-                         jitter_strength=a.jitter_strength, blur_p=a.blur_p)
-
-
 def _comparable(config_dict: dict) -> dict:
+    """What must match for a run to resume: everything but the number of epochs."""
     return {**config_dict, "optim": {k: v for k, v in config_dict["optim"].items() if k != "epochs"}}
 
 
@@ -93,26 +78,33 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resumed is not None:
-        if _comparable(resumed["config"]) != _comparable(config.to_dict()) or resumed["data_spec"] != str(data_spec):
+        before = config_from_dict(resumed["config"], "checkpoint config", from_checkpoint=True).to_dict()
+        if _comparable(before) != _comparable(config.to_dict()) or resumed["data_spec"] != str(data_spec):
             raise InputError(f"{run_dir} holds a run with a different config or data; choose a new --out")
         if resumed["epoch"] >= config.optim.epochs:
             say(f"{run_dir}: already trained for {resumed['epoch']} epochs")
             return ckpt_path
 
     torch.manual_seed(config.seed)
-    data = load_data(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
-                     progress=progress)
-    if data.skipped:
-        say(f"skipped {len(data.skipped)} unreadable image(s), e.g. {data.skipped[0][0]}: {data.skipped[0][1]}")
+    Method = method_class(config.method)
+    with main_process_first(procs):
+        data = open_cutouts(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                            params=config.preprocessing, progress=progress, say=say)
+    if data.meta.get("skipped"):
+        first = data.meta["skipped"][0]
+        say(f"skipped {len(data.meta['skipped'])} unreadable image(s), e.g. {first[0]}: {first[1]}")
     if data.images.shape[1] != config.encoder.in_channels:
-        raise InputError(f"the data has {data.images.shape[1]} band(s) but encoder.in_channels is "
-                         f"{config.encoder.in_channels}")
-    images = torch.from_numpy(preprocess(data.images, config.preprocessing, margin_for_rotation=True))
+        raise InputError(f"the data has {data.images.shape[1]} band(s) ({', '.join(data.bands)}) but "
+                         f"encoder.in_channels is {config.encoder.in_channels}")
+    if config.data.bands and list(config.data.bands) != data.bands:
+        raise InputError(f"the recipe's bands ({', '.join(config.data.bands)}) differ from the data's "
+                         f"({', '.join(data.bands)})")
+    data.check_targets(Method.targets, config.method)
+    views = make_views(Method.views)
 
     encoder, feature_dim = build_encoder(config.encoder.architecture, config.encoder.in_channels)
-    b = config.byol
-    model = BYOL(encoder, feature_dim, b.projection_hidden, b.projection_dim, b.prediction_hidden)
-    n = len(images)
+    model = Method(encoder, feature_dim, config.options)
+    n = len(data)
     batch_size = min(config.optim.batch_size, n)  # the global batch, over all processes
     if batch_size % procs.world_size:
         raise InputError(f"the batch size {batch_size} does not split evenly over {procs.world_size} processes")
@@ -131,19 +123,18 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
         replicas = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     else:
         model = replicas = model.to(dev)
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=peak_lr,
-                                momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
+    optimizer = torch.optim.SGD(model.parameter_groups(), lr=peak_lr, momentum=config.optim.momentum,
+                                weight_decay=config.optim.weight_decay)
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         scaler.load_state_dict(resumed["scaler"])
         start_epoch, step, history = resumed["epoch"], resumed["step"], resumed["history"]
         say(f"resuming {run_dir} from epoch {start_epoch}")
-    aug = augment_config(config)
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.perf_counter()
         # Seeded per epoch, so a resumed run draws the same batches and views as an uninterrupted one;
-        # every process draws the whole global batch's views, then trains on its share.
+        # every process draws the whole global batch's randomness, and reads and trains on its share.
         order = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         views_rng = torch.Generator(device=dev).manual_seed(config.seed * 100_019 + epoch)
         replicas.train()
@@ -154,16 +145,17 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
             lr = learning_rate(step, total_steps, config.optim.warmup_epochs * steps_per_epoch, peak_lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = images[order[i * batch_size:(i + 1) * batch_size]].to(dev, non_blocking=True)
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            batch = data.batch(rows[share], Method.targets, dev)
             with torch.no_grad():
-                view1, view2 = augment(batch, aug, views_rng)[share], augment(batch, aug, views_rng)[share]
+                batch = views(batch, config, views_rng, share, batch_size)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):
-                loss = replicas(view1, view2)
+                loss = replicas(batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            model.update_target(cosine_momentum(step, total_steps, b.base_momentum))
+            model.on_step_end(step, total_steps)
             step += 1
             losses.append(mean_across(loss, procs))
             bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.3g}")
@@ -175,7 +167,7 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
             with atomic_path(ckpt_path) as tmp:
                 torch.save({"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
                             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict(), "history": history}, tmp)
+                            "scaler": scaler.state_dict(), "history": history, "bands": data.bands}, tmp)
             with atomic_path(run_dir / LOSS_LOG) as tmp:
                 pd.DataFrame(history).to_csv(tmp, index=False)
     return ckpt_path

@@ -45,8 +45,8 @@ from explorer.errors import InputError
 from explorer.fitsio import (CATALOG_FILE, FITS_SUFFIXES, BlankImageError, cutout_with_wcs, file_columns, read_image,
                              read_image_header)
 from explorer.sky.network import Offline, Timeout, env_urls, with_retries
+from explorer.surveys import FIRST
 
-DEFAULT_SKYVIEW_SURVEY = "VLA FIRST (1.4 GHz)"
 
 
 class CutoutProvider(ABC):
@@ -282,7 +282,7 @@ class SkyViewProvider(NetworkProvider):
 
     service = "SkyView"
 
-    def __init__(self, survey: str = DEFAULT_SKYVIEW_SURVEY, *, url: str | None = None, **kwargs):
+    def __init__(self, survey: str = FIRST.skyview, *, url: str | None = None, **kwargs):
         super().__init__(**kwargs)
         from astroquery.skyview import SkyViewClass, conf
 
@@ -369,7 +369,7 @@ class Hips2FitsProvider(NetworkProvider):
 
 # ---------------------------------------------------------------- choosing a provider
 
-SURVEY_HELP = ("a SkyView survey name (e.g. 'VLA FIRST (1.4 GHz)'), 'skyview:<survey>', "
+SURVEY_HELP = (f"a SkyView survey name (e.g. '{FIRST.skyview}'), 'skyview:<survey>', "
                "'hips:<HiPS id>' (e.g. hips:CDS/P/DSS2/color) or 'local:<folder of FITS images>'")
 
 

@@ -1,0 +1,116 @@
+"""Self-supervised methods: the shared parts, BYOL's EMA, and one contract every registered method keeps."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.encoder import build_encoder, embed
+from explorer.preprocess import Preprocessing, preprocess
+from training.augment import AugmentConfig, augment
+from training.config import config_from_dict
+from training.methods import METHODS, method_class
+from training.methods.byol import BYOL, BYOLConfig
+from training.methods.parts import cosine_momentum, learning_rate, negative_cosine, normalised_mse
+from training.train import encoder_from_checkpoint, load_checkpoint, train
+
+SIZES = Preprocessing(crop_pixels=32, input_pixels=32)
+SMALL = {"byol": {"projection_hidden": 128, "projection_dim": 64, "prediction_hidden": 128},
+         "simsiam": {"projection_hidden": 128, "projection_dim": 128, "prediction_hidden": 32}}
+
+
+def test_normalised_mse_is_two_minus_twice_the_cosine():
+    p = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    z = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
+    assert normalised_mse(p, z).item() == pytest.approx((0 + 2) / 2)
+
+
+def test_negative_cosine_stops_the_gradient_of_the_target():
+    p = torch.tensor([[1.0, 0.0], [1.0, 1.0]], requires_grad=True)
+    z = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    loss = negative_cosine(p, z)
+    assert loss.item() == pytest.approx(-(1 + 2 ** -0.5) / 2)
+    loss.backward()
+    assert z.grad is None and p.grad is not None
+
+
+def test_momentum_rises_from_base_to_one():
+    assert cosine_momentum(0, 100) == pytest.approx(0.996)
+    assert cosine_momentum(100, 100) == pytest.approx(1.0)
+    assert 0.996 < cosine_momentum(50, 100) < 1.0
+
+
+def test_learning_rate_warms_up_then_decays():
+    lrs = [learning_rate(s, 100, 10, 0.2) for s in range(100)]
+    assert lrs[9] == pytest.approx(0.2) and lrs[0] < lrs[5] < lrs[9]
+    assert lrs[-1] < 0.01 and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_byol_target_is_an_ema_of_the_online_network():
+    enc, dim = build_encoder("resnet18", 1)
+    model = BYOL(enc, dim, BYOLConfig(64, 32, 64))
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(1.0)
+    before = next(model.target_encoder.parameters()).clone()
+    online = next(model.encoder.parameters())
+    model.update_target(0.9)
+    after = next(model.target_encoder.parameters())
+    assert torch.allclose(after, 0.9 * before + 0.1 * online, atol=1e-6)
+    assert not any(p.requires_grad for p in model.target_encoder.parameters())
+
+
+def test_an_unknown_method_is_refused_when_the_config_loads():
+    from explorer.errors import InputError
+
+    with pytest.raises(InputError, match="unknown method 'simclr'; choose one of byol, simsiam"):
+        config_from_dict({"method": "simclr", "optim": {"epochs": 1}})
+    with pytest.raises(InputError, match="unknown key.*simsiam"):  # another method's section is a typo
+        config_from_dict({"method": "byol", "simsiam": {}, "optim": {"epochs": 1}})
+
+
+def _model(name):
+    cls = method_class(name)
+    torch.manual_seed(0)
+    enc, dim = build_encoder("resnet18", 1)
+    return cls(enc, dim, cls.Config(**SMALL.get(name, {})))
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_has_a_finite_loss_that_falls_on_a_tiny_batch(name):
+    model = _model(name)
+    assert model.views == "two_augmentations" or model.views  # declared
+    opt = torch.optim.SGD(model.parameter_groups(), lr=0.05, momentum=0.9)
+    images = torch.rand(16, 1, 48, 48) ** 4  # sparse, radio-like
+    g = torch.Generator().manual_seed(0)
+    batches = [{"views": (augment(images, AugmentConfig(), SIZES, g), augment(images, AugmentConfig(), SIZES, g))}
+               for _ in range(2)]
+    losses = []
+    for step in range(12):
+        loss = model(batches[step % 2])
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.on_step_end(step, 1000)
+        losses.append(loss.item())
+    first, last = np.mean(losses[:3]), np.mean(losses[-3:])
+    assert last < first - 0.1 * abs(first), losses
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_checkpoint_round_trips_and_its_encoder_embeds(name, tmp_path):
+    recipe = {"name": f"tiny-{name}", "method": name, "seed": 1, name: SMALL.get(name, {}),
+              "preprocessing": {"crop_pixels": 70, "input_pixels": 16},
+              "optim": {"epochs": 1, "batch_size": 8, "base_lr": 0.05, "warmup_epochs": 0}}
+    config = config_from_dict(recipe)
+    ckpt = train(config, "sim:radio?n=16&seed=2", tmp_path / "run", progress=False)
+    state = load_checkpoint(ckpt)
+    assert state["config"]["method"] == name and state["config"][name] == dataclasses.asdict(config.options)
+    encoder, loaded = encoder_from_checkpoint(state)
+    assert loaded == config
+    model = method_class(name)(*build_encoder("resnet18", 1), loaded.options)
+    model.load_state_dict(state["model"])  # the whole method, not only the encoder
+    images = np.random.default_rng(0).random((4, 1, 150, 150)).astype(np.float32)
+    emb = embed(encoder, preprocess(images, loaded.preprocessing), loaded.preprocessing, progress=False)
+    assert emb.shape == (4, 512) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)

@@ -1,0 +1,40 @@
+"""View makers: what the training loop adds to a batch for its method (``Method.views`` names one).
+
+Each maker takes the batch (``images`` already on the device, with the rotation margin), the
+recipe, the views' random stream, and which rows (``share``) of a global batch of ``total`` this
+process holds.
+Every process draws the whole global batch's randomness, so a step does not depend on the number
+of processes. A method that needs other views (a simulator's pairs, say) adds a maker here.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from explorer.errors import InputError
+from training.augment import augment
+
+VIEW_MAKERS: dict[str, Callable] = {}
+
+
+def view_maker(name: str):
+    def add(fn):
+        VIEW_MAKERS[name] = fn
+        return fn
+    return add
+
+
+@view_maker("two_augmentations")
+def two_augmentations(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
+    """Two random augmentations of every image (BYOL, SimSiam)."""
+    images, aug, sizes = batch["images"], config.augmentation, config.preprocessing
+    first = augment(images, aug, sizes, rng, share=share, total=total)
+    second = augment(images, aug, sizes, rng, share=share, total=total)
+    return {**batch, "views": (first, second)}
+
+
+def make_views(name: str):
+    if name not in VIEW_MAKERS:
+        raise InputError(f"unknown views {name!r}; available: {', '.join(VIEW_MAKERS)}")
+    return VIEW_MAKERS[name]
