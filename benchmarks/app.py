@@ -362,7 +362,7 @@ def main(argv=None):
     path = cached_bundle(args.n, args.dim)
     opened = bench_open(path)
     bundle = load_bundle(path)
-    print(f"bundle: {bundle.n:,} sources, D={bundle.dim}, index {bundle.manifest['index']['kind']}, thumbnails "
+    print(f"bundle: {bundle.n:,} sources, D={bundle.dim}, index {bundle.manifest.index['kind']}, thumbnails "
           f"{bundle.thumbnails.shape[1:]}, k={args.k}, {args.clicks} clicks, {len(os.sched_getaffinity(0))} CPU(s), "
           f"load average {os.getloadavg()[0]:.1f}\n", flush=True)
     row("", "this project", "paper-1 approach")

@@ -66,7 +66,7 @@ def project_search(path: str, rows: np.ndarray, k: int, out) -> None:
     neighbours_of_row(bundle, int(rows[0]), k)  # first touch of the index and the memory map
     times, found = timed_queries(lambda r: np.r_[r, neighbours_of_row(bundle, int(r), k - 1).rows], rows)
     out.put({"load_s": load_s, "times": times, "found": np.asarray(found), "rss_gb": peak_rss_gb(),
-             "index": bundle.manifest["index"]})
+             "index": bundle.manifest.index})
 
 
 def run_project_search(path, rows, k) -> dict:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from explorer.bundle import write_bundle
+from explorer.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
 from explorer.config import REPO_ROOT, cache_dir
 from explorer.preprocess import ASINH_SOFTENING, COLORMAP, Preprocessing, to_thumbnails
 from explorer.search import build_index
@@ -173,20 +173,20 @@ def synthetic_bundle(out: str | Path, *, n: int = 600, dim: int = 32, pixels: in
     thumbnails = (to_thumbnails(synthetic_images(catalog, pixels, seed)) if n <= TEMPLATES_FROM_N
                   else template_thumbnails(catalog, pixels, seed))
     model = "survey manifold" if survey else "clustered"
-    manifest = {
-        "description": f"synthetic {model} bundle (n={n}, D={dim}, seed={seed}) for tests and benchmarks",
-        "encoder": {"architecture": "none (synthetic embeddings)", "in_channels": 1,
-                    "preprocessing": Preprocessing().to_dict()},
-        "data": {"spec": f"synthetic:{'survey' if survey else 'clusters'}?n={n}&dim={dim}&seed={seed}",
-                 "pixels": pixels, "pixel_scale_arcsec": PIXEL_SCALE_ARCSEC,
-                 "positions": "RGZ DR1 (resampled)" if survey and rgz_sky() is not None else "uniform footprint"},
-        "pca": {"n_components": int(pca.n_components_),
-                "explained_variance_ratio": pca.explained_variance_ratio_.round(6).tolist()},
-        "umap": {"method": "PCA components 1-2 stand in for UMAP"},
-        "index": index_info,
-        "thumbnails": {"pixels": pixels, "stretch": "asinh", "softening": ASINH_SOFTENING, "colormap": COLORMAP},
-        "columns": COLUMNS,
-    }
+    manifest = Manifest(
+        description=f"synthetic {model} bundle (n={n}, D={dim}, seed={seed}) for tests and benchmarks",
+        encoder=EncoderInfo(architecture="none (synthetic embeddings)", in_channels=1,
+                            preprocessing=Preprocessing().to_dict()),
+        data=DataInfo(spec=f"synthetic:{'survey' if survey else 'clusters'}?n={n}&dim={dim}&seed={seed}",
+                      survey="RGZ DR1 positions (resampled)" if survey and rgz_sky() is not None else "uniform footprint",
+                      pixels=pixels, pixel_scale_arcsec=PIXEL_SCALE_ARCSEC),
+        pca={"n_components": int(pca.n_components_),
+             "explained_variance_ratio": pca.explained_variance_ratio_.round(6).tolist()},
+        umap={"method": "PCA components 1-2 stand in for UMAP"},
+        index=index_info,
+        thumbnails={"pixels": pixels, "stretch": "asinh", "softening": ASINH_SOFTENING, "colormap": COLORMAP},
+        columns=COLUMNS,
+    )
     return write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,
                         thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_)
 

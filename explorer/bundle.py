@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import pandas as pd
 
 from explorer.atomic import atomic_directory, check_output_folder, recover, write_json
 from explorer.errors import ArgumentParser, InputError, cli_entry
+from explorer.surveys import FIRST
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy", "index.faiss", "thumbnails.npy")
@@ -65,9 +66,96 @@ def read_json(path: Path, expected: type = dict):
 
 
 @dataclass
+class EncoderInfo:
+    """How the bundle's embeddings were made, and how to make more (queries, fine-tuning)."""
+    architecture: str
+    in_channels: int = 1
+    feature_dim: int = 0
+    input_pixels: int = 70
+    preprocessing: dict = field(default_factory=dict)
+    ssl_method: str = ""
+    epochs_trained: int = 0
+    checkpoint_sha256: str = ""
+
+
+@dataclass
+class DataInfo:
+    """Where the sources came from and the geometry of their cutouts."""
+    spec: str = ""
+    survey: str = ""
+    pixels: int = FIRST.pixels
+    pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec
+    bands: list = field(default_factory=lambda: ["image"])
+    band_pixel_scales_arcsec: dict = field(default_factory=dict)
+    skipped: int = 0
+    shards: int = 1
+
+
+@dataclass
+class Manifest:
+    """``manifest.json``, typed: every reader goes through this, and every writer builds one."""
+    name: str = ""
+    description: str = ""
+    created: str = ""
+    n: int = 0
+    dim: int = 0
+    format_version: int = FORMAT_VERSION
+    encoder: EncoderInfo | None = None
+    data: DataInfo = field(default_factory=DataInfo)
+    columns: dict = field(default_factory=dict)   # column -> {"unit", "description"}
+    pca: dict = field(default_factory=dict)
+    umap: dict = field(default_factory=dict)
+    index: dict = field(default_factory=dict)
+    thumbnails: dict = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)     # file -> {"bytes", "sha256"}
+
+    @property
+    def method(self) -> str:
+        return self.encoder.ssl_method if self.encoder else ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values, where: str = "manifest.json") -> "Manifest":
+        """A manifest from its JSON, every section checked; unknown keys are kept out (older or newer writers)."""
+        if not isinstance(values, dict):
+            raise InputError(f"{where}: expected a JSON dict, got {type(values).__name__}")
+        kinds = {f.name: f.type for f in fields(cls)}
+        plain = {"columns": dict, "pca": dict, "umap": dict, "index": dict, "thumbnails": dict, "quality": dict,
+                 "files": dict, "name": str, "description": str, "created": str, "n": int, "dim": int,
+                 "format_version": int, "encoder": dict, "data": dict}
+        for key, kind in plain.items():
+            if key in values and values[key] is not None and not isinstance(values[key], kind):
+                raise InputError(f"{where}: {key!r} must be a {kind.__name__}, got {type(values[key]).__name__}")
+        bad = [c for c, v in values.get("columns", {}).items() if not isinstance(v, dict)]
+        if bad:
+            raise InputError(f"{where}: column entries must be {{unit, description}} mappings; wrong: "
+                             f"{', '.join(bad[:5])}")
+        known = {k: v for k, v in values.items() if k in kinds and k not in ("encoder", "data")}
+        encoder = values.get("encoder")
+        return cls(**known, encoder=_section(EncoderInfo, encoder, f"{where}: encoder") if encoder else None,
+                   data=_section(DataInfo, values.get("data") or {}, f"{where}: data"))
+
+
+def _section(cls, values: dict, where: str):
+    checks = {"architecture": str, "in_channels": int, "feature_dim": int, "input_pixels": int,
+              "preprocessing": dict, "spec": str, "pixels": int, "bands": list, "band_pixel_scales_arcsec": dict}
+    for key, kind in checks.items():
+        if key in values and not isinstance(values[key], kind):
+            raise InputError(f"{where}.{key} must be a {kind.__name__}, got {values[key]!r}")
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in values.items() if k in names})
+    except TypeError as e:  # a required entry missing
+        raise InputError(f"{where}: {e}") from None
+
+
+@dataclass
 class Bundle:
     path: Path
-    manifest: dict
+    manifest: Manifest
     catalog: pd.DataFrame
     embeddings: np.ndarray          # memory-mapped
     map_xy: np.ndarray
@@ -78,7 +166,7 @@ class Bundle:
 
     @property
     def name(self) -> str:
-        return self.manifest.get("name", self.path.name)
+        return self.manifest.name or self.path.name
 
     @property
     def n(self) -> int:
@@ -93,10 +181,10 @@ class Bundle:
         return [c for c in self.catalog.columns if c not in ("id", "ra", "dec")]
 
     def column_unit(self, column: str) -> str:
-        return self.manifest.get("columns", {}).get(column, {}).get("unit", "")
+        return self.manifest.columns.get(column, {}).get("unit", "")
 
     def column_description(self, column: str) -> str:
-        return self.manifest.get("columns", {}).get(column, {}).get("description", "")
+        return self.manifest.columns.get(column, {}).get("description", "")
 
     def pca(self) -> tuple[np.ndarray, np.ndarray]:
         """(mean [D], components [P, D]) of the PCA behind the map."""
@@ -120,8 +208,8 @@ class Bundle:
 
             if not self.has_encoder:
                 raise InputError(f"bundle {self.name!r} has no {ENCODER_FILE}; it cannot embed new images")
-            enc = self.manifest["encoder"]
-            model, _ = build_encoder(enc["architecture"], enc["in_channels"])
+            enc = self.manifest.encoder
+            model, _ = build_encoder(enc.architecture, enc.in_channels)
             with reading(self.path / ENCODER_FILE, "encoder weights"):
                 model.load_state_dict(load_file(self.path / ENCODER_FILE))
             self._encoder = model.eval()
@@ -130,7 +218,7 @@ class Bundle:
     def preprocessing(self):
         from explorer.preprocess import Preprocessing
 
-        return Preprocessing.from_dict(self.manifest["encoder"]["preprocessing"])
+        return Preprocessing.from_dict(self.manifest.encoder.preprocessing)
 
 
 def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
@@ -146,8 +234,7 @@ def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
         raise InputError(f"{path} is not a complete bundle: missing {', '.join(missing)}")
-    manifest = read_json(path / "manifest.json")
-    _validate_manifest(manifest, path)
+    manifest = Manifest.from_dict(read_json(path / "manifest.json"), f"{path.name}/manifest.json")
     check_files(path, manifest, full=False)
     mode = "r" if mmap else None
     with reading(path / "catalog.parquet", "catalogue"):
@@ -200,17 +287,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_files(path: str | Path, manifest: dict | None = None, *, full: bool = True) -> int:
+def check_files(path: str | Path, manifest: Manifest | None = None, *, full: bool = True) -> int:
     """Compare the files with the manifest's sizes and sha256; returns how many were hashed.
 
     Sizes are always compared; a file is hashed when ``full`` or when it is small
     (``FULL_CHECK_MAX_BYTES``). Bundles written before checksums existed pass unchecked.
     """
     path = Path(path)
-    manifest = read_json(path / "manifest.json") if manifest is None else manifest
-    files = manifest.get("files") or {}
-    if not isinstance(files, dict):
-        raise InputError(f"{path.name}/manifest.json: 'files' must be a mapping of file checksums")
+    if manifest is None:
+        manifest = Manifest.from_dict(read_json(path / "manifest.json"), f"{path.name}/manifest.json")
+    files = manifest.files
     hashed = 0
     for name, expected in files.items():
         f = path / str(name)
@@ -225,23 +311,6 @@ def check_files(path: str | Path, manifest: dict | None = None, *, full: bool = 
             if _sha256(f) != expected.get("sha256"):
                 raise InputError(f"{path.name}/{name}: checksum mismatch; the file is damaged — rebuild the bundle")
     return hashed
-
-
-def _validate_manifest(manifest: dict, path: Path) -> None:
-    where = f"{path.name}/manifest.json"
-    kinds = {"columns": dict, "encoder": dict, "index": dict, "data": dict, "quality": dict, "name": str,
-             "description": str}
-    for key, kind in kinds.items():
-        if key in manifest and not isinstance(manifest[key], kind):
-            raise InputError(f"{where}: {key!r} must be a {kind.__name__}, got {type(manifest[key]).__name__}")
-    bad = [c for c, v in manifest.get("columns", {}).items() if not isinstance(v, dict)]
-    if bad:
-        raise InputError(f"{where}: column entries must be {{unit, description}} mappings; wrong: {', '.join(bad[:5])}")
-    encoder = manifest.get("encoder")
-    if encoder is not None:
-        for key, kind in (("architecture", str), ("in_channels", int), ("preprocessing", dict)):
-            if key in encoder and not isinstance(encoder[key], kind):
-                raise InputError(f"{where}: encoder.{key} must be a {kind.__name__}, got {encoder[key]!r}")
 
 
 def _append_predictions(b: Bundle) -> None:
@@ -260,7 +329,7 @@ def _append_predictions(b: Bundle) -> None:
             columns = read_json(meta).get("columns", {})
             if not isinstance(columns, dict) or not all(isinstance(v, dict) for v in columns.values()):
                 raise InputError(f"{PREDICTIONS_DIR}/{meta.name}: 'columns' must map names to {{unit, description}}")
-            b.manifest.setdefault("columns", {}).update(columns)
+            b.manifest.columns.update(columns)
 
 
 def bundle_version(path: str | Path) -> float:
@@ -303,22 +372,25 @@ def _validate(b: Bundle) -> None:
     if duplicated.any():
         raise InputError(f"{where}: catalog.parquet repeats {int(duplicated.sum())} source id(s), e.g. "
                          f"{b.catalog['id'].iat[int(np.flatnonzero(duplicated)[0])]!r}; rebuild it with training.embed")
-    if b.manifest.get("n") != n or b.manifest.get("dim") != b.embeddings.shape[1]:
-        raise InputError(f"{where}: manifest says N={b.manifest.get('n')}, D={b.manifest.get('dim')} "
+    if b.manifest.n != n or b.manifest.dim != b.embeddings.shape[1]:
+        raise InputError(f"{where}: manifest says N={b.manifest.n}, D={b.manifest.dim} "
                          f"but the arrays are N={n}, D={b.embeddings.shape[1]}")
 
 
-def write_bundle(out: str | Path, *, manifest: dict, catalog: pd.DataFrame, embeddings: np.ndarray,
+def write_bundle(out: str | Path, *, manifest: Manifest, catalog: pd.DataFrame, embeddings: np.ndarray,
                  map_xy: np.ndarray, thumbnails: np.ndarray, index: faiss.Index,
                  pca_mean: np.ndarray, pca_components: np.ndarray,
                  encoder_state: dict | None = None) -> Path:
-    """Write every file of a bundle into a temporary folder, then rename it into place."""
+    """Write every file of a bundle into a temporary folder, then rename it into place.
+
+    The manifest's name, creation time, N, D and file checksums are filled in here.
+    """
     out = check_output_folder(out, "bundle", is_bundle, overwrite=True)
     catalog = catalog.reset_index(drop=True).copy()
     catalog["id"], _ = unique_ids(catalog["id"])
-    manifest = {"format_version": FORMAT_VERSION, "name": out.name,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                **manifest, "n": len(catalog), "dim": int(embeddings.shape[1])}
+    manifest = replace(manifest, format_version=FORMAT_VERSION, name=out.name,
+                       created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                       n=len(catalog), dim=int(embeddings.shape[1]))
     with atomic_directory(out) as tmp:
         catalog.to_parquet(tmp / "catalog.parquet", index=False)
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
@@ -330,7 +402,7 @@ def write_bundle(out: str | Path, *, manifest: dict, catalog: pd.DataFrame, embe
             from safetensors.torch import save_file
 
             save_file({k: v.detach().cpu().contiguous() for k, v in encoder_state.items()}, tmp / ENCODER_FILE)
-        write_json(tmp / "manifest.json", {**manifest, "files": file_checksums(tmp)})
+        write_json(tmp / "manifest.json", replace(manifest, files=file_checksums(tmp)).to_dict())
         load_bundle(tmp)  # refuse to publish a bundle the explorer could not open
     return out
 

@@ -66,7 +66,7 @@ def finetune_available(bundle) -> tuple[bool, str]:
     """Can the encoder be fine-tuned here? It needs the encoder weights and the images (data spec)."""
     if not bundle.has_encoder:
         return False, "this bundle carries no encoder weights (encoder.safetensors)"
-    spec = str(bundle.manifest.get("data", {}).get("spec", ""))
+    spec = bundle.manifest.data.spec
     if spec.startswith("sim:") or (spec and Path(spec).expanduser().is_dir()):
         return True, ""
     return False, f"the bundle's images ({spec or 'no data spec'}) are not reachable from here"

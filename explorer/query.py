@@ -53,7 +53,7 @@ class QueryResult:
 
 def pixel_scale_arcsec(bundle) -> float:
     """The pixel scale the bundle's encoder was trained at."""
-    return float(bundle.manifest.get("data", {}).get("pixel_scale_arcsec", FIRST.pixel_scale_arcsec))
+    return float(bundle.manifest.data.pixel_scale_arcsec)
 
 
 def cutout_geometry(bundle) -> tuple[float, int]:
@@ -66,7 +66,7 @@ def survey_choices(bundle) -> dict[str, str]:
     """Where a cutout can come from for a position outside the catalogue: label -> survey string
     for :func:`explorer.sky.cutouts.provider_for`. The bundle's own FITS folder comes first: it needs no network."""
     choices = {}
-    spec = str(bundle.manifest.get("data", {}).get("spec", ""))
+    spec = bundle.manifest.data.spec
     if spec and not spec.startswith("sim:") and Path(spec).is_dir():
         choices[f"this bundle's FITS images ({Path(spec).name})"] = f"local:{spec}"
     choices[f"{FIRST.skyview} from SkyView"] = FIRST.skyview
@@ -87,7 +87,7 @@ def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:
     if x.ndim not in (2, 3):
         raise InputError(f"expected one image of shape [H, W] or [C, H, W], got shape {x.shape}")
     x = as_nchw(x if x.ndim == 2 else x[None])
-    channels = int(bundle.manifest["encoder"]["in_channels"])
+    channels = bundle.manifest.encoder.in_channels
     if x.shape[1] != channels:
         raise InputError(f"the image has {x.shape[1]} band(s) but the bundle's encoder takes {channels}")
     if min(x.shape[-2:]) < params.crop_pixels:
@@ -157,7 +157,7 @@ _CATALOG_COORDS: dict[tuple, SkyCoord] = {}
 
 def _catalog_coords(bundle) -> SkyCoord:
     """The bundle's positions, kept per bundle so astropy's KD-tree on them is built once."""
-    key = (str(bundle.path), bundle.manifest.get("created"), bundle.n)
+    key = (str(bundle.path), bundle.manifest.created, bundle.n)
     if key not in _CATALOG_COORDS:
         _CATALOG_COORDS.clear()  # one bundle at a time is open
         _CATALOG_COORDS[key] = catalog_coords(bundle)

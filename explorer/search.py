@@ -255,7 +255,7 @@ def neighbours_of_vector(bundle, vector: np.ndarray, k: int, *, exclude_row: int
     fetch = k + (1 if exclude_row is not None else 0)
     if dedup_arcsec:
         fetch = max(fetch * 3, fetch + 20)  # head-room for the ones de-duplication removes
-    sims, rows = search_vectors(bundle.index, vector, fetch, info=bundle.manifest.get("index"),
+    sims, rows = search_vectors(bundle.index, vector, fetch, info=bundle.manifest.index,
                                 embeddings=bundle.embeddings)
     sims, rows = sims[0], rows[0]
     keep = rows >= 0

@@ -95,10 +95,12 @@ def sidebar() -> Context | None:
         st.caption(f"**{bundle.name}** · {bundle.n:,} sources · {bundle.dim}-d embeddings")
         style = _style_controls(bundle)
         with st.expander("About this bundle"):
-            st.write(bundle.manifest.get("description", ""))
-            st.caption(f"encoder: {bundle.manifest.get('encoder', {}).get('architecture', '?')} · "
-                       f"index: {bundle.manifest.get('index', {}).get('type', '?')} · "
-                       f"created {bundle.manifest.get('created', '?')}")
+            manifest = bundle.manifest
+            st.write(manifest.description)
+            st.caption(f"encoder: {manifest.encoder.architecture if manifest.encoder else '?'}"
+                       f"{f' ({manifest.method})' if manifest.method else ''} · "
+                       f"bands: {', '.join(manifest.data.bands)} · index: {manifest.index.get('type', '?')} · "
+                       f"created {manifest.created or '?'}")
             if st.button("Verify checksums", key="sidebar.verify", icon=":material/verified:",
                          help="Hash every file and compare with the manifest (sizes are checked at every open)."):
                 try:
@@ -217,7 +219,7 @@ def export_buttons(bundle: Bundle, make_table, name: str, *, key: str) -> None:
 
     ``make_table()`` builds the table only when a button is used, so a million-source selection costs nothing until then.
     """
-    columns = bundle.manifest.get("columns")
+    columns = bundle.manifest.columns
     csv_column, votable_column, samp_column = st.columns(3)
     csv_column.download_button("CSV", lambda: to_csv_bytes(make_table()), file_name=f"{name}.csv", mime="text/csv",
                                key=f"{key}.csv", icon=":material/download:", width="stretch")

@@ -165,7 +165,7 @@ if saved:
     d1, d2 = st.columns(2)
     d1.download_button("Predictions (CSV)", to_csv_bytes(table), f"{meta['name']}.csv", "text/csv",
                        icon=":material/download:", key="finetune.csv")
-    d2.download_button("Predictions (VOTable)", to_votable_bytes(table, bundle.manifest.get("columns"), name=meta["name"]),
+    d2.download_button("Predictions (VOTable)", to_votable_bytes(table, bundle.manifest.columns, name=meta["name"]),
                        f"{meta['name']}.vot", "application/x-votable+xml", icon=":material/download:", key="finetune.vot")
 
 # ----------------------------------------------------------------------------- label

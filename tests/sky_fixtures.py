@@ -30,7 +30,7 @@ def build_mirabest_bundle(out: Path, *, every: int = 11, seed: int = 0) -> Path:
     import torch
     from sklearn.decomposition import PCA
 
-    from explorer.bundle import write_bundle
+    from explorer.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
     from explorer.encoder import build_encoder, embed
     from explorer.fitsio import column_metadata, load_fits_catalogue
     from explorer.preprocess import Preprocessing, preprocess, to_thumbnails
@@ -50,11 +50,10 @@ def build_mirabest_bundle(out: Path, *, every: int = 11, seed: int = 0) -> Path:
     embeddings = embed(model, pre, params, progress=False)
     pca = PCA(n_components=16, random_state=seed).fit(embeddings)
     index, index_info = build_index(embeddings)
-    manifest = {"description": "random ResNet-18 on MiraBest (tests)",
-                "encoder": {"architecture": "resnet18", "in_channels": 1, "feature_dim": dim,
-                            "input_pixels": params.input_pixels, "preprocessing": params.to_dict()},
-                "data": {"spec": str(folder), "pixels": 150, "pixel_scale_arcsec": 1.8},
-                "index": index_info, "columns": column_metadata(catalog)}
+    manifest = Manifest(description="random ResNet-18 on MiraBest (tests)",
+                        encoder=EncoderInfo("resnet18", 1, dim, params.input_pixels, params.to_dict()),
+                        data=DataInfo(spec=str(folder), pixels=150, pixel_scale_arcsec=1.8),
+                        index=index_info, columns=column_metadata(catalog))
     return write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings,
                         map_xy=pca.transform(embeddings)[:, :2], thumbnails=to_thumbnails(pre), index=index,
                         pca_mean=pca.mean_, pca_components=pca.components_, encoder_state=model.state_dict())

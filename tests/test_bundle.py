@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from explorer.bundle import Manifest
 from explorer.bundle import REQUIRED_FILES, list_bundles, load_bundle, write_bundle
 from explorer.errors import InputError
 from explorer.search import build_index
@@ -19,7 +20,7 @@ def make_arrays(n=50, d=16, seed=0):
     catalog = pd.DataFrame({"id": [f"src{i}" for i in range(n)], "ra": rng.uniform(0, 360, n),
                             "dec": rng.uniform(-30, 60, n), "las_arcsec": rng.uniform(5, 200, n),
                             "morphology": rng.choice(["FRI", "FRII"], n)})
-    return dict(manifest={"description": "test", "columns": {"las_arcsec": {"unit": "arcsec", "description": "size"}}},
+    return dict(manifest=Manifest(description="test", columns={"las_arcsec": {"unit": "arcsec", "description": "size"}}),
                 catalog=catalog, embeddings=emb, map_xy=rng.normal(size=(n, 2)),
                 thumbnails=rng.integers(0, 255, (n, 8, 8), dtype=np.uint8), index=build_index(emb)[0],
                 pca_mean=emb.mean(0), pca_components=np.eye(d, dtype=np.float32)[:4])
@@ -39,7 +40,7 @@ def test_round_trip_keeps_every_array_and_column(tmp_path):
     assert b.column_unit("las_arcsec") == "arcsec" and b.property_columns == ["las_arcsec", "morphology"]
     mean, comps = b.pca()
     assert comps.shape == (4, 16)
-    assert b.manifest["n"] == 50 and b.manifest["dim"] == 16 and "created" in b.manifest
+    assert b.manifest.n == 50 and b.manifest.dim == 16 and b.manifest.created
 
 
 def test_bundle_holds_no_pickles(tmp_path):

@@ -128,10 +128,10 @@ def test_a_two_band_catalogue_trains_and_embeds_with_its_band_names(two_band_fol
               "optim": {"epochs": 1, "batch_size": 4, "warmup_epochs": 0}}
     run = train(config_from_dict(recipe), str(two_band_folder), tmp_path / "run", progress=False)
     bundle = load_bundle(embed_to_bundle(run, str(two_band_folder), tmp_path / "bundle", progress=False))
-    assert bundle.manifest["data"]["bands"] == ["radio", "faint"]
-    assert bundle.manifest["data"]["band_pixel_scales_arcsec"] == {"radio": 1.8, "faint": 1.8}
-    assert bundle.manifest["encoder"]["preprocessing"]["scaling"] == "peak_all_bands"
-    assert bundle.n == 10 and bundle.manifest["encoder"]["in_channels"] == 2
+    assert bundle.manifest.data.bands == ["radio", "faint"]
+    assert bundle.manifest.data.band_pixel_scales_arcsec == {"radio": 1.8, "faint": 1.8}
+    assert bundle.manifest.encoder.preprocessing["scaling"] == "peak_all_bands"
+    assert bundle.n == 10 and bundle.manifest.encoder.in_channels == 2
     with pytest.raises(InputError, match=r"bands \(faint, radio\) differ from the data's \(radio, faint\)"):
         train(config_from_dict({**recipe, "data": {"bands": ["faint", "radio"]}}), str(two_band_folder),
               tmp_path / "run2", progress=False)

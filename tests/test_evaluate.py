@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from explorer.bundle import Manifest
 from explorer.bundle import load_bundle, write_bundle
 from explorer.heads import budget_subset, label_set, split_labels
 from explorer.search import build_index
@@ -17,7 +18,7 @@ def frozen_bundle(tmp_path_factory):
     catalog, x = clustered(n=400, classes=3, seed=11, spread=6.0)  # overlapping classes: error falls with labels
     catalog["confidence"] = np.where(np.arange(400) % 4 == 0, "uncertain", "confident")
     path = tmp_path_factory.mktemp("evaluate") / "b"
-    return write_bundle(path, manifest={}, catalog=catalog, embeddings=x, map_xy=x[:, :2],
+    return write_bundle(path, manifest=Manifest(), catalog=catalog, embeddings=x, map_xy=x[:, :2],
                         thumbnails=np.zeros((400, 4, 4), np.uint8), index=build_index(x)[0], pca_mean=x.mean(0),
                         pca_components=np.eye(32, dtype=np.float32)[:2])
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.bundle import DataInfo, EncoderInfo, Manifest
 from explorer.bundle import load_bundle, write_bundle
 from explorer.encoder import build_encoder, embed, sha256_file
 from explorer.errors import InputError
@@ -39,9 +40,9 @@ def sim_bundle_at(folder: Path) -> Path:
                 "model": {f"encoder.{k}": v for k, v in encoder.state_dict().items()}}, checkpoint)
     pre = preprocess(data.images, PARAMS)
     embeddings = embed(encoder, pre, PARAMS, progress=False)
-    manifest = {"encoder": {"architecture": "resnet18", "in_channels": 1, "preprocessing": PARAMS.to_dict(),
-                            "checkpoint_sha256": sha256_file(checkpoint)},
-                "data": {"spec": SIM_SPEC, "pixels": 150, "pixel_scale_arcsec": 1.8}, "columns": data.columns}
+    manifest = Manifest(encoder=EncoderInfo("resnet18", 1, preprocessing=PARAMS.to_dict(),
+                                            checkpoint_sha256=sha256_file(checkpoint)),
+                        data=DataInfo(spec=SIM_SPEC, pixels=150, pixel_scale_arcsec=1.8), columns=data.columns)
     return write_bundle(folder / "sim", manifest=manifest, catalog=data.catalog, embeddings=embeddings,
                         map_xy=embeddings[:, :2], thumbnails=to_thumbnails(pre), index=build_index(embeddings)[0],
                         pca_mean=embeddings.mean(0), pca_components=np.eye(embeddings.shape[1], dtype=np.float32)[:2],

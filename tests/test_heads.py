@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from explorer.bundle import Manifest
 from explorer import heads
 from explorer.bundle import load_bundle, write_bundle
 from explorer.errors import InputError
@@ -174,7 +175,7 @@ def test_task_detection_and_empty_cells():
 def bundle(tmp_path):
     catalog, x = clustered(n=300, classes=3, seed=7)
     catalog.loc[::10, "kind"] = None        # unlabelled sources
-    write_bundle(tmp_path / "b", manifest={"columns": {"size": {"unit": "arcsec", "description": "size"}}},
+    write_bundle(tmp_path / "b", manifest=Manifest(columns={"size": {"unit": "arcsec", "description": "size"}}),
                  catalog=catalog, embeddings=x, map_xy=x[:, :2], thumbnails=np.zeros((300, 4, 4), np.uint8),
                  index=build_index(x)[0], pca_mean=x.mean(0), pca_components=np.eye(32, dtype=np.float32)[:2])
     return load_bundle(tmp_path / "b")

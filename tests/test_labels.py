@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from explorer.bundle import Manifest
 from explorer import heads, labels
 from explorer.atomic import atomic_path
 from explorer.bundle import load_bundle, write_bundle
@@ -129,7 +130,7 @@ def test_user_labels_train_a_head_and_drive_suggestions(tmp_path):
     from tests.test_heads import clustered
 
     catalog, x = clustered(n=200, classes=2, seed=2)
-    write_bundle(tmp_path / "b", manifest={}, catalog=catalog, embeddings=x, map_xy=x[:, :2],
+    write_bundle(tmp_path / "b", manifest=Manifest(), catalog=catalog, embeddings=x, map_xy=x[:, :2],
                  thumbnails=np.zeros((200, 4, 4), np.uint8), index=build_index(x)[0],
                  pca_mean=x.mean(0), pca_components=np.eye(32, dtype=np.float32)[:2])
     bundle = load_bundle(tmp_path / "b")

@@ -36,19 +36,19 @@ def test_bundle_from_the_pipeline_follows_the_contract(small_demo):
     m = b.manifest
     assert b.n == small_demo["n"] and b.dim == 512
     np.testing.assert_allclose(np.linalg.norm(b.embeddings, axis=1), 1, atol=1e-4)
-    assert m["encoder"]["architecture"] == "resnet18" and len(m["encoder"]["checkpoint_sha256"]) == 64
-    assert m["encoder"]["preprocessing"]["crop_pixels"] == 70
-    assert m["umap"]["metric"] == "cosine" and m["index"]["metric"] == "cosine"
-    assert 0 < m["pca"]["total_explained_variance"] <= 1 and m["pca"]["n_components"] <= 200
-    assert m["columns"]["las_arcsec"]["unit"] == "arcsec"
-    assert {"log_size_r2_from_map", "class_accuracy_from_embeddings"} <= set(m["quality"])
+    assert m.encoder.architecture == "resnet18" and len(m.encoder.checkpoint_sha256) == 64 and m.method == "byol"
+    assert m.encoder.preprocessing["crop_pixels"] == 70 and m.data.bands == ["image"]
+    assert m.umap["metric"] == "cosine" and m.index["metric"] == "cosine"
+    assert 0 < m.pca["total_explained_variance"] <= 1 and m.pca["n_components"] <= 200
+    assert m.columns["las_arcsec"]["unit"] == "arcsec"
+    assert {"log_size_r2_from_map", "class_accuracy_from_embeddings"} <= set(m.quality)
     assert b.thumbnails.shape[1:] == (70, 70)
     # the stored encoder reproduces the stored embeddings
     from explorer.encoder import embed
     from explorer.preprocess import preprocess
     from training.data import load_data
 
-    data = load_data(m["data"]["spec"], progress=False)
+    data = load_data(m.data.spec, progress=False)
     again = embed(b.encoder(), preprocess(data.images[:8], b.preprocessing()), b.preprocessing(), progress=False)
     np.testing.assert_allclose(again, b.embeddings[:8], atol=1e-4)
 
@@ -113,5 +113,5 @@ def test_the_mirabest_recipe_trains_and_embeds_real_first_images(tmp_path):
     assert embedded.returncode == 0, embedded.stderr
     b = load_bundle(tmp_path / "bundle")
     assert b.n == len(rows) and {"fr_class", "confidence", "morphology", "z"} <= set(b.catalog.columns)
-    assert b.manifest["data"]["pixel_scale_arcsec"] == 1.8
+    assert b.manifest.data.pixel_scale_arcsec == 1.8
     assert set(b.catalog["id"]) == set(rows["file"].map(lambda f: Path(f).name.split(".fits")[0]))

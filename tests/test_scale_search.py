@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import synthetic_catalogue
+from explorer.bundle import Manifest
 from explorer import search
 from explorer.bundle import load_bundle, write_bundle
 from explorer.search import (APPROXIMATE_FROM_N, COMPRESSED_FROM_N, build_index, choose_index, exact_neighbours,
@@ -82,11 +83,11 @@ def test_compressed_codes_are_reranked_to_exact_similarities(embeddings, compres
 def test_a_bundle_searches_with_the_knob_it_was_tuned_with(tmp_path, embeddings):
     arrays = make_arrays(n=len(embeddings), d=embeddings.shape[1])
     index, info = build_index(embeddings, kind="ivf-flat", k=20)
-    arrays.update(embeddings=embeddings, index=index, manifest={"index": info})
+    arrays.update(embeddings=embeddings, index=index, manifest=Manifest(index=info))
     write_bundle(tmp_path / "b", **arrays)
     loaded = load_bundle(tmp_path / "b")
     assert faiss.extract_index_ivf(loaded.index).nprobe == info["nprobe"]
-    assert loaded.manifest["index"]["recall_at_k"] == info["recall_at_k"]
+    assert loaded.manifest.index["recall_at_k"] == info["recall_at_k"]
 
 
 def test_faiss_threads_follow_the_environment(monkeypatch):

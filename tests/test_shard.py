@@ -69,8 +69,8 @@ def test_shards_merged_equal_a_single_run(single_and_merged):
     np.testing.assert_allclose(merged.pca()[1], single.pca()[1], atol=1e-6)
     assert merged.index.ntotal == single.index.ntotal == N
     for key in ("encoder", "pca", "umap", "index", "columns"):
-        assert merged.manifest[key] == single.manifest[key], key
-    assert merged.manifest["data"]["shards"] == 3 and single.manifest["data"]["shards"] == 1
+        assert getattr(merged.manifest, key) == getattr(single.manifest, key), key
+    assert merged.manifest.data.shards == 3 and single.manifest.data.shards == 1
 
 
 def test_a_finished_shard_is_kept_when_its_job_is_rerun(work, single_and_merged, capsys):

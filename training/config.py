@@ -58,6 +58,12 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     options: object = None            # the method's own Config (the recipe's section named after the method)
 
+    def __post_init__(self):
+        if self.options is None:  # the method's defaults
+            from training.methods import method_class
+
+            self.options = method_class(self.method).Config()
+
     def to_dict(self) -> dict:
         values = {f.name: dataclasses.asdict(getattr(self, f.name)) if dataclasses.is_dataclass(getattr(self, f.name))
                   else getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "options"}

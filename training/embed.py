@@ -30,7 +30,7 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from explorer.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
-from explorer.bundle import is_bundle, unique_ids, write_bundle
+from explorer.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, unique_ids, write_bundle
 from explorer.encoder import embed, resolve_device, sha256_file
 from explorer.errors import ArgumentParser, InputError, cli_entry
 from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
@@ -189,7 +189,7 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
         data = open_cutouts(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
                             params=params, progress=progress)
         catalog, columns, bands, skipped = data.catalog, data.columns, data.bands, data.meta.get("skipped", [])
-        pre = data.images
+        pre = centre_crop(data.images, params.crop_pixels)  # a view: the same pixels preprocess() keeps
     else:
         source = load_shard(data_spec, shard, pixels=config.data.pixels,
                             pixel_scale_arcsec=config.data.pixel_scale_arcsec, progress=progress)
@@ -202,7 +202,7 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
     with atomic_directory(out) as tmp:
         catalog.to_parquet(tmp / "catalog.parquet", index=False)
         np.save(tmp / "embeddings.npy", embeddings.reshape(len(catalog), -1).astype(np.float32))
-        np.save(tmp / "thumbnails.npy", to_thumbnails(centre_crop(np.asarray(pre), params.crop_pixels)))
+        np.save(tmp / "thumbnails.npy", to_thumbnails(np.asarray(pre)))
         write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
                                       "n": len(catalog), "skipped": len(skipped), "columns": columns, "bands": bands,
                                       "pixel_scale_arcsec": config.data.pixel_scale_arcsec})
@@ -273,28 +273,27 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         quality = map_organisation(embeddings, map_xy, catalog, seed=config.seed)
         stages.update()
         params, enc = config.preprocessing, config.encoder
-        manifest = {
-            "description": f"{config.method.upper()} {enc.architecture} trained on {first['data']}",
-            "encoder": {"architecture": enc.architecture, "in_channels": enc.in_channels,
-                        "feature_dim": int(embeddings.shape[1]), "input_pixels": params.input_pixels,
-                        "ssl_method": config.method, "epochs_trained": int(state["epoch"]),
-                        "checkpoint_sha256": first["checkpoint_sha256"], "preprocessing": params.to_dict()},
-            "data": {"spec": first["data"], "pixels": config.data.pixels,
-                     "pixel_scale_arcsec": config.data.pixel_scale_arcsec,
-                     "bands": first.get("bands", ["image"]),
-                     "band_pixel_scales_arcsec": {b: config.data.pixel_scale_arcsec for b in first.get("bands", ["image"])},
-                     "skipped": sum(meta["skipped"] for _, meta in shards), "shards": count},
-            "pca": {"n_components": int(pca.n_components_),
-                    "explained_variance_ratio": [round(float(v), 6) for v in pca.explained_variance_ratio_],
-                    "total_explained_variance": float(pca.explained_variance_ratio_.sum())},
-            "umap": umap_params,
-            "index": index_info,
-            "thumbnails": {"pixels": int(thumbnails.shape[1]), "stretch": "asinh", "softening": ASINH_SOFTENING,
-                           "colormap": COLORMAP},
-            "columns": {**BASE_COLUMNS, **{c: first["columns"].get(c, {"unit": "", "description": ""})
-                                           for c in catalog.columns if c not in BASE_COLUMNS}},
-            "quality": quality,
-        }
+        bands = first.get("bands", ["image"])
+        manifest = Manifest(
+            description=f"{config.method.upper()} {enc.architecture} trained on {first['data']}",
+            encoder=EncoderInfo(architecture=enc.architecture, in_channels=enc.in_channels,
+                                feature_dim=int(embeddings.shape[1]), input_pixels=params.input_pixels,
+                                ssl_method=config.method, epochs_trained=int(state["epoch"]),
+                                checkpoint_sha256=first["checkpoint_sha256"], preprocessing=params.to_dict()),
+            data=DataInfo(spec=first["data"], pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                          bands=bands, band_pixel_scales_arcsec={b: config.data.pixel_scale_arcsec for b in bands},
+                          skipped=sum(meta["skipped"] for _, meta in shards), shards=count),
+            pca={"n_components": int(pca.n_components_),
+                 "explained_variance_ratio": [round(float(v), 6) for v in pca.explained_variance_ratio_],
+                 "total_explained_variance": float(pca.explained_variance_ratio_.sum())},
+            umap=umap_params,
+            index=index_info,
+            thumbnails={"pixels": int(thumbnails.shape[1]), "stretch": "asinh", "softening": ASINH_SOFTENING,
+                        "colormap": COLORMAP},
+            columns={**BASE_COLUMNS, **{c: first["columns"].get(c, {"unit": "", "description": ""})
+                                        for c in catalog.columns if c not in BASE_COLUMNS}},
+            quality=quality,
+        )
         path = write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,
                             thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_,
                             encoder_state=encoder.state_dict())

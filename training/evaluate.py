@@ -31,7 +31,6 @@ from explorer.headplots import learning_curve_figure
 from explorer.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
     split_labels, summarise
 from explorer.preprocess import preprocess
-from explorer.surveys import FIRST
 from training.data import load_data
 from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)
@@ -79,8 +78,7 @@ class HeldOut:
 def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | None, *, need_images: bool,
                       device) -> HeldOut:
     """Labelled sources of another data spec, encoded with the bundle's encoder, classes mapped to the bundle's."""
-    data = load_data(spec, pixels=bundle.manifest.get("data", {}).get("pixels", 150),
-                     pixel_scale_arcsec=bundle.manifest.get("data", {}).get("pixel_scale_arcsec", FIRST.pixel_scale_arcsec))
+    data = load_data(spec, pixels=bundle.manifest.data.pixels, pixel_scale_arcsec=bundle.manifest.data.pixel_scale_arcsec)
     labels = label_set(data.catalog, task.column, kind=task.kind, log=task.log,
                        candidates=filter_rows(data.catalog, expression))
     y = labels.y

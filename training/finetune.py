@@ -9,7 +9,7 @@ fine-tune augmentations (rotation, centre crop, random resized crop 0.9-1.0, fli
 stay in eval mode, so their BatchNorm statistics do not move. ``--supervised`` is the baseline:
 the same architecture and labels, random initialisation, every stage trained, no decay.
 
-The images come from the bundle's data spec (``manifest["data"]["spec"]``), the encoder from the
+The images come from the bundle's data spec (``manifest.data.spec``), the encoder from the
 bundle (or ``--checkpoint``, checked against the manifest's sha256). The head goes to
 ``<bundle>/heads/NAME/`` and predictions for every source to ``<bundle>/predictions/NAME.parquet``.
 Progress is written to ``<bundle>/jobs/NAME.json`` (state, epoch, total, metrics) for the app to
@@ -42,7 +42,6 @@ from explorer.jobs import JOBS_DIR
 from explorer.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
                             prepare, publish, score)
 from explorer.preprocess import Preprocessing, encoder_input, preprocess
-from explorer.surveys import FIRST
 from training.augment import AugmentConfig, augment
 from training.data import load_data
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
@@ -134,9 +133,11 @@ def build_model(encoder: nn.Module, labels: LabelSet, train: np.ndarray, recipe:
 
 def fresh_encoder(bundle: Bundle) -> nn.Module:
     """A randomly initialised encoder of the bundle's architecture: the supervised baseline's start."""
-    enc = bundle.manifest.get("encoder", {})
+    enc = bundle.manifest.encoder
+    if enc is None:
+        raise InputError(f"bundle {bundle.name!r} does not describe its encoder")
     try:
-        return build_encoder(enc.get("architecture", "resnet18"), int(enc.get("in_channels", 1)))[0]
+        return build_encoder(enc.architecture, enc.in_channels)[0]
     except ValueError as e:
         raise InputError(f"bundle {bundle.name!r}: {e}") from None
 
@@ -211,13 +212,11 @@ def predict_images(model: FinetuneModel, images: torch.Tensor, params: Preproces
 
 def bundle_images(bundle: Bundle, *, progress: bool = True) -> torch.Tensor:
     """The bundle's images, preprocessed with a rotation margin, row-aligned with the bundle."""
-    data = bundle.manifest.get("data", {})
-    spec = data.get("spec")
+    data = bundle.manifest.data
+    spec = data.spec
     if not spec:
         raise InputError(f"bundle {bundle.name!r} does not record its data spec, so its images cannot be reloaded")
-    source = load_data(spec, pixels=data.get("pixels", FIRST.pixels),
-                       pixel_scale_arcsec=data.get("pixel_scale_arcsec", FIRST.pixel_scale_arcsec),
-                       progress=progress)
+    source = load_data(spec, pixels=data.pixels, pixel_scale_arcsec=data.pixel_scale_arcsec, progress=progress)
     position = {str(i): k for k, i in enumerate(source.catalog["id"].astype(str))}
     ids = bundle.catalog["id"].astype(str)
     missing = [i for i in ids if i not in position]
@@ -236,7 +235,7 @@ def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.M
     path = checkpoint / "checkpoint.pt" if checkpoint.is_dir() else checkpoint
     if not path.is_file():
         raise InputError(f"no checkpoint at {path}")
-    expected = bundle.manifest.get("encoder", {}).get("checkpoint_sha256")
+    expected = bundle.manifest.encoder.checkpoint_sha256 if bundle.manifest.encoder else ""
     actual = sha256_file(path)
     if expected != actual:
         raise InputError(f"checkpoint {path} (sha256 {actual[:12]}…) is not the encoder of bundle {bundle.name!r} "
@@ -292,8 +291,8 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
             raise Cancelled()
         meta = {"kind": "supervised" if recipe.supervised else "finetune", "dim": int(model.head.in_features),
                 "config": {**asdict(recipe), "lr": recipe.lr, "seconds": round(seconds, 1), "device": str(device),
-                           "encoder": bundle.manifest.get("encoder", {}).get("architecture"),
-                           "encoder_sha256": bundle.manifest.get("encoder", {}).get("checkpoint_sha256")}}
+                           "encoder": bundle.manifest.encoder.architecture if bundle.manifest.encoder else None,
+                           "encoder_sha256": bundle.manifest.encoder.checkpoint_sha256 if bundle.manifest.encoder else None}}
         publish(bundle, spec, split, prediction, model.trained_state(), meta, metrics, [])
     except Cancelled:
         job.update(state="cancelled", message="cancelled; nothing was written")
