@@ -1,11 +1,11 @@
 """The latent-space explorer: ``streamlit run app.py`` (or ``make run``).
 
 The pages live in ``pages/``; each draws the shared sidebar (bundle, colour-by,
-point size, opacity) through ``explorer.ui.context()``.
+point size, opacity) through ``explorer.app.ui.context()``.
 """
 import streamlit as st
 
-from explorer import ui
+from explorer.app import ui
 
 st.set_page_config(page_title="Latent-space explorer", layout="wide")
 ui.run_guarded(st.navigation([

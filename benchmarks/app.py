@@ -46,9 +46,9 @@ from sklearn.neighbors import BallTree
 from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, streamlit_app
 from benchmarks.search import peak_rss_gb
 from benchmarks.synthetic import cached_bundle
-from explorer import views
-from explorer.bundle import load_bundle
-from explorer.figures import DENSITY_FROM_N, MapFigure, MapStyle, focus_overlays, rows_in_box
+from explorer.app import views
+from explorer.core.bundle import load_bundle
+from explorer.app.figures import DENSITY_FROM_N, MapFigure, MapStyle, focus_overlays, rows_in_box
 
 TARGET_CLICK_MS = 300
 TARGET_PAINT_S = 3.0
@@ -104,7 +104,7 @@ def timed(fn, args_list) -> np.ndarray:
 
 
 def open_like_the_app(path: str, out) -> None:
-    """In a fresh process: the work behind ``explorer.ui.open_bundle``, stage by stage."""
+    """In a fresh process: the work behind ``explorer.app.ui.open_bundle``, stage by stage."""
     start = time.perf_counter()
     bundle = load_bundle(path)
     loaded = time.perf_counter()

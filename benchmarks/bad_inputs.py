@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from explorer.errors import ArgumentParser
+from explorer.core.errors import ArgumentParser
 from tests.bad_inputs import CASES, OUTCOMES, NeedsSharedData, Workspace, run_case, tally
 
 

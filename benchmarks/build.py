@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_directory, write_json
-from explorer.config import REPO_ROOT, cache_dir
-from explorer.encoder import build_encoder, embed
-from explorer.preprocess import preprocess, to_thumbnails
-from explorer.search import build_index
+from explorer.core.atomic import atomic_directory, write_json
+from explorer.core.config import REPO_ROOT, cache_dir
+from explorer.core.encoder import build_encoder, embed
+from explorer.core.preprocess import preprocess, to_thumbnails
+from explorer.core.search import build_index
 from training.config import load_config
 from training.embed import MapConfig, fit_map
 from training.map_quality import map_fidelity

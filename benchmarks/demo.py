@@ -7,6 +7,8 @@
 - Baseline: the same recipe with paper 1's encoder input (the 70 px crop, not resampled). Its
   training epochs are timed on the same simulated sky (``--baseline-epochs``, 1 by default) and
   scaled to the demo's epoch count; its simulate and embed steps are taken as ours (a lower bound).
+- The SimSiam demo (``configs/demo_simsiam.yaml``) on the same sky, its map quality beside BYOL's
+  (``--no-simsiam`` skips it).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import pandas as pd
 import torch
 
 from training.config import load_config
+from explorer.core.config import REPO_ROOT
 from training.demo import DEMO_CONFIG, build_demo
 from training.train import LOSS_LOG, train
 
@@ -39,6 +42,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-epochs", type=int, default=1, help="70 px epochs to time (0: skip the baseline)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the target is for 2 cores)")
+    parser.add_argument("--simsiam", action=argparse.BooleanOptionalAction, default=True,
+                        help="also build the SimSiam demo and compare its map quality")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config = load_config(DEMO_CONFIG)
@@ -52,6 +57,14 @@ def main(argv=None):
         ours = result["seconds"]
         ours_epochs = epoch_seconds(tmp / "run")
         quality = json.loads((result["bundle"] / "manifest.json").read_text()).get("quality", {})
+
+        simsiam = None
+        if args.simsiam:
+            start = time.perf_counter()
+            built = build_demo(force=True, config_path=REPO_ROOT / "configs" / "demo_simsiam.yaml", sky_dir=tmp / "sky",
+                               run_dir=tmp / "run-simsiam", bundle_dir=tmp / "bundle-simsiam")
+            simsiam = {"wall": time.perf_counter() - start, "seconds": built["seconds"],
+                       "quality": json.loads((built["bundle"] / "manifest.json").read_text()).get("quality", {})}
 
         baseline_epochs = []
         if args.baseline_epochs:
@@ -77,6 +90,14 @@ def main(argv=None):
         ("yes" if wall + extra <= TARGET_S else "no") if extra else "")
     for name, q in quality.items():
         row(f"{name} ({q['column']})", f"{q['score']:.3f}", f"chance {q['chance']:.3f}")
+    if simsiam:
+        print(f"\nMap quality on the same sky and held-out sources: BYOL (configs/demo.yaml) vs SimSiam "
+              f"(configs/demo_simsiam.yaml, built in {simsiam['wall']:.0f} s: train {simsiam['seconds']['train']:.0f} s)")
+        row("", "BYOL", "SimSiam")
+        for name, q in quality.items():
+            other = simsiam["quality"].get(name, {})
+            row(f"{name} ({q['column']})", f"{q['score']:.3f}",
+                f"{other.get('score', float('nan')):.3f} (chance {other.get('chance', float('nan')):.3f})")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python -m benchmarks.heads                       # about a minute
     python -m benchmarks.heads --finetune-epochs 300 # the full paper-1 fine-tune (long on CPU)
 
-1. Linear probe (paper 1's recipe, explorer.heads) on 100,000 x 512 embeddings, every source
+1. Linear probe (paper 1's recipe, explorer.core.heads) on 100,000 x 512 embeddings, every source
    labelled: fit, then predict all sources; beside sklearn's LogisticRegression (lbfgs, 100 iterations).
    Target: <= 5 s.
 2. k-NN (FAISS, exact cosine) with a label budget, predicting all 100,000 sources; beside sklearn's
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from benchmarks.synthetic import synthetic_catalogue
-from explorer import heads
+from explorer.core import heads
 
 
 def timed(fn):
@@ -74,8 +74,8 @@ def frozen_heads(n: int, dim: int, knn_labels: int, seed: int = 0) -> None:
 
 
 def finetune_last_stage(images: int, epochs: int, seed: int = 0) -> None:
-    from explorer.encoder import build_encoder
-    from explorer.preprocess import Preprocessing, preprocess
+    from explorer.core.encoder import build_encoder
+    from explorer.core.preprocess import Preprocessing, preprocess
     from training.finetune import FinetuneRecipe, build_model, finetune
     from training.simulate import simulate_sources
 

@@ -2,8 +2,8 @@
 
     python -m benchmarks.load_fits [--repeat 1]
 
-- explorer.fitsio.load_fits_catalogue (thread pool; WCS from headers without commentary
-  cards; one vectorised SkyCoord) + explorer.preprocess.preprocess on the whole stack;
+- explorer.core.fitsio.load_fits_catalogue (thread pool; WCS from headers without commentary
+  cards; one vectorised SkyCoord) + explorer.core.preprocess.preprocess on the whole stack;
 - the same with one worker;
 - a naive single-threaded loop: fits.open, WCS(full header) with its VerifyWarnings
   silenced, a SkyCoord and Cutout2D per row, then preprocess per image.
@@ -25,8 +25,8 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
 
-from explorer.fitsio import load_fits_catalogue
-from explorer.preprocess import Preprocessing, preprocess
+from explorer.core.fitsio import load_fits_catalogue
+from explorer.core.preprocess import Preprocessing, preprocess
 from tests.sky_fixtures import MIRABEST
 
 PIXELS, SCALE = 150, 1.8

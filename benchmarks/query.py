@@ -25,10 +25,10 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import SkyCoord
 
-from explorer.bundle import load_bundle
-from explorer.query import query_by_coordinates, result_table
-from explorer.sky.coords import parse_coordinates
-from explorer.sky.cutouts import SkyViewProvider
+from explorer.core.bundle import load_bundle
+from explorer.app.query import query_by_coordinates, result_table
+from explorer.core.sky.coords import parse_coordinates
+from explorer.core.sky.cutouts import SkyViewProvider
 from tests.sky_fixtures import MIRABEST, build_mirabest_bundle
 from tests.survey_server import SurveyServer
 

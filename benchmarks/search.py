@@ -2,7 +2,7 @@
 
     python -m benchmarks.search --n 1000000 --dim 128 --k 50
 
-- **this project**: the bundle's own index (chosen by N, see :mod:`explorer.search`), queried
+- **this project**: the bundle's own index (chosen by N, see :mod:`explorer.core.search`), queried
   through ``neighbours_of_row`` exactly as a click on the map does; the bundle is loaded in a
   fresh process, which reports the load time and its peak resident memory;
 - **FAISS exact**: ``IndexFlatIP`` over the same embeddings;
@@ -29,7 +29,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from benchmarks.synthetic import cached_bundle
-from explorer.search import recall_at_k, search_vectors
+from explorer.core.search import recall_at_k, search_vectors
 
 TARGET_P50_MS = 5.0
 TARGET_RECALL = 0.95
@@ -57,8 +57,8 @@ def timed_queries(search, queries) -> tuple[np.ndarray, list]:
 
 def project_search(path: str, rows: np.ndarray, k: int, out) -> None:
     """In a fresh process: load the bundle, then click-style queries; reports timings and memory."""
-    from explorer.bundle import load_bundle
-    from explorer.search import neighbours_of_row
+    from explorer.core.bundle import load_bundle
+    from explorer.core.search import neighbours_of_row
 
     start = time.perf_counter()
     bundle = load_bundle(path)

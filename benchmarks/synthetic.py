@@ -2,7 +2,7 @@
 
 Used by the explorer tests (a small bundle, in seconds) and the benchmarks (up to 10^6
 sources, cached on disk by :func:`cached_bundle`) where the trained demo is not needed.
-Every file goes through ``explorer.bundle.write_bundle``, so the explorer opens it like
+Every file goes through ``explorer.core.bundle.write_bundle``, so the explorer opens it like
 any other bundle.
 
 Two embedding models:
@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-from explorer.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
-from explorer.config import REPO_ROOT, cache_dir
-from explorer.preprocess import ASINH_SOFTENING, COLORMAP, Preprocessing, to_thumbnails
-from explorer.search import build_index
+from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
+from explorer.core.config import REPO_ROOT, cache_dir
+from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, Preprocessing, to_thumbnails
+from explorer.core.search import build_index
 
 MORPHOLOGIES = ("compact", "FRI", "FRII", "bent", "double-double")
 CLASS_WEIGHTS = (0.35, 0.2, 0.25, 0.12, 0.08)

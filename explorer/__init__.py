@@ -1,1 +1,7 @@
-"""The library behind the Streamlit pages: bundle -> search -> sky/cutouts -> heads -> figures."""
+"""The latent-space explorer.
+
+- :mod:`explorer.core`: what training and the app share (the bundle contract, FITS, preprocessing,
+  backbones, search, heads, sky look-ups); no Streamlit.
+- :mod:`explorer.app`: the Streamlit app's own modules (ui, views, figures, jobs), behind ``app.py``
+  and ``pages/``.
+"""

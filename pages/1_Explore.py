@@ -3,8 +3,8 @@ from functools import partial
 
 import streamlit as st
 
-from explorer import ui, views
-from explorer.figures import focus_overlays
+from explorer.app import ui, views
+from explorer.app.figures import focus_overlays
 
 
 def select_on_map(loaded: ui.Loaded) -> None:

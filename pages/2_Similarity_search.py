@@ -1,14 +1,14 @@
 """Similarity search: an object name, sky coordinates or an uploaded FITS cutout -> the most similar sources."""
 import streamlit as st
 
-from explorer import query, ui, views
-from explorer.errors import InputError
-from explorer.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
-from explorer.images import GalleryItem, to_rgb
-from explorer.sky.coords import EXAMPLES, FRAMES
-from explorer.sky.cutouts import provider_for
-from explorer.sky.names import position_of
-from explorer.sky.upload import DEFAULT_MAX_BYTES, read_uploaded_fits
+from explorer.app import query, ui, views
+from explorer.core.errors import InputError
+from explorer.app.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
+from explorer.app.images import GalleryItem, to_rgb
+from explorer.core.sky.coords import EXAMPLES, FRAMES
+from explorer.core.sky.cutouts import provider_for
+from explorer.core.sky.names import position_of
+from explorer.core.sky.upload import DEFAULT_MAX_BYTES, read_uploaded_fits
 
 NO_FETCH = "catalogue only (no cutout)"
 

@@ -9,11 +9,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import heads, jobs, labels, ui, views
-from explorer.errors import InputError
-from explorer.export import to_csv_bytes, to_votable_bytes
-from explorer.figures import FOCUS_COLOUR, Overlay
-from explorer.headplots import confusion_figure, learning_curve_figure, predicted_vs_true_figure
+from explorer.app import jobs, ui, views
+
+from explorer.core import heads, labels
+from explorer.core.errors import InputError
+from explorer.core.export import to_csv_bytes, to_votable_bytes
+from explorer.app.figures import FOCUS_COLOUR, Overlay
+from explorer.core.headplots import confusion_figure, learning_curve_figure, predicted_vs_true_figure
 
 JOB_KEY = "finetune.job"          # the running (or last) ThreadJob / ProcessJob
 SHOWN_KEY = "finetune.shown"      # the saved head whose results are shown

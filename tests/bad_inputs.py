@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 MIRABEST = REPO.parent / "shared" / "data" / "mirabest"
@@ -295,7 +295,7 @@ def _config_case(case_id: str, change: dict | str, expect: str) -> Case:
 def _catalogue_skip(case_id: str, rows: list[dict], expect: str) -> Case:
     """A FITS folder whose first row is good and second is bad: one image loads, the bad one is a skip."""
     def run(ws):
-        from explorer.fitsio import load_fits_catalogue
+        from explorer.core.fitsio import load_fits_catalogue
 
         folder = ws.fits_folder(f"catalogues/{case_id}", [{}, *rows])
         images, catalog, _, skipped = load_fits_catalogue(folder, progress=False, workers=1)
@@ -307,7 +307,7 @@ def _catalogue_skip(case_id: str, rows: list[dict], expect: str) -> Case:
 
 def _tampered(case_id: str, damage: Callable[[Path], None], expect: str, then: Callable = None) -> Case:
     def run(ws):
-        from explorer.bundle import load_bundle
+        from explorer.core.bundle import load_bundle
 
         b = ws.copy_bundle(f"tampered-{re.sub(r'[^a-z0-9]+', '-', case_id)}")
         damage(b)
@@ -338,15 +338,27 @@ def _flip_a_bit(path: Path, offset_fraction: float = 0.5) -> None:
 
 
 def _head(ws_bundle: Path) -> None:
-    from explorer.bundle import load_bundle
-    from explorer.heads import HeadSpec, train_frozen_head
+    from explorer.core.bundle import load_bundle
+    from explorer.core.heads import HeadSpec, train_frozen_head
 
     train_frozen_head(load_bundle(ws_bundle), HeadSpec(column="morphology", name="h", head="knn", curve_points=0))
 
 
+def _read_labels(bundle):
+    from explorer.core.labels import read_labels
+
+    return read_labels(bundle.path)
+
+
+def _load_head(bundle):
+    from explorer.core.heads import load_head
+
+    return load_head(bundle.path, "h")
+
+
 def _upload(scale_deg: float, resample: bool, data=None) -> Callable:
     def run(ws):
-        from explorer.sky.upload import read_uploaded_fits
+        from explorer.core.sky.upload import read_uploaded_fits
 
         header, image = ws.first_header_and_data()
         header["CDELT1"], header["CDELT2"] = -scale_deg, scale_deg
@@ -359,7 +371,7 @@ def _upload(scale_deg: float, resample: bool, data=None) -> Callable:
 
 def _coordinates(text: str) -> Callable:
     def run(ws):
-        from explorer.sky.names import position_of
+        from explorer.core.sky.names import position_of
 
         from tests.survey_server import closed_port_url
 
@@ -368,7 +380,7 @@ def _coordinates(text: str) -> Callable:
 
 
 def _sesame_garbage(ws):
-    from explorer.sky.names import resolve_name
+    from explorer.core.sky.names import resolve_name
 
     with BadServer() as server:
         resolve_name("M 31", urls=[server.url], cache_dir=ws.path("cache"), retries=0)
@@ -379,7 +391,7 @@ def _skyview_garbage(ws):
     import astropy.units as u
     from astropy.coordinates import SkyCoord
 
-    from explorer.sky.cutouts import SkyViewProvider
+    from explorer.core.sky.cutouts import SkyViewProvider
 
     with BadServer() as server:
         SkyViewProvider(url=server.url, timeout=5, retries=0, cache_dir=ws.path("cache")).cutout(
@@ -527,7 +539,7 @@ CASES: list[Case] = [
     _tampered("corrupt predictions sidecar", lambda b: (b / "predictions").mkdir() or
               (b / "predictions" / "h.parquet").write_bytes(b"PAR1garbage"), "predictions/h.parquet: unreadable"),
     _tampered("corrupt labels", lambda b: (b / "labels.parquet").write_bytes(b"nope"), "labels.parquet: unreadable",
-              then=lambda bundle: __import__("explorer.labels").labels.read_labels(bundle.path)),
+              then=lambda bundle: _read_labels(bundle)),
     _tampered("corrupt pca", lambda b: _flip_a_bit(b / "pca.npz", 0.05) or _write_manifest(b, lambda m: {
         **m, "files": {k: v for k, v in m["files"].items() if k != "pca.npz"}}), "pca.npz: unreadable|pca.npz: shapes",
         then=lambda bundle: bundle.pca()),
@@ -537,10 +549,10 @@ CASES: list[Case] = [
         "encoder.safetensors: unreadable", then=lambda bundle: bundle.encoder()),
     _tampered("corrupt head", lambda b: _head(b) or (b / "heads" / "h" / "head.safetensors").write_bytes(b"xx"),
               "head.safetensors: unreadable",
-              then=lambda bundle: __import__("explorer.heads").heads.load_head(bundle.path, "h")),
+              then=lambda bundle: _load_head(bundle)),
     _tampered("head metadata is a list", lambda b: _head(b) or (b / "heads" / "h" / "head.json").write_text("[1]"),
               "head.json: expected a JSON dict",
-              then=lambda bundle: __import__("explorer.heads").heads.load_head(bundle.path, "h")),
+              then=lambda bundle: _load_head(bundle)),
     _tampered("index of the wrong dimension", lambda b: _wrong_dimension_index(b), "index.faiss is 8-d"),
     _tampered("index bit flip", lambda b: _flip_a_bit(b / "index.faiss"), "index.faiss: checksum mismatch"),
     _tampered("index truncated", lambda b: (b / "index.faiss").write_bytes((b / "index.faiss").read_bytes()[:100]),

@@ -1,6 +1,6 @@
 """Shared fixtures: a small real bundle for the explorer tests.
 
-``synthetic_bundle`` is written by :func:`explorer.bundle.write_bundle` from clustered
+``synthetic_bundle`` is written by :func:`explorer.core.bundle.write_bundle` from clustered
 synthetic data (benchmarks/synthetic.py) in about a second. Explorer tests that only need
 *a* bundle take ``explorer_bundle``, whose params can grow to include a bundle built by
 the real training pipeline.
@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from benchmarks.synthetic import synthetic_bundle as build_synthetic_bundle
-from explorer.bundle import load_bundle
+from explorer.core.bundle import load_bundle
 from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture: a bundle from the real pipeline)
 
 

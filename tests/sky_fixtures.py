@@ -23,18 +23,18 @@ def mirabest_file(row: int = 0) -> Path:
 
 def build_mirabest_bundle(out: Path, *, every: int = 11, seed: int = 0) -> Path:
     """A small real bundle: every ``every``-th MiraBest image (100 by default), embedded by a randomly
-    initialised ResNet-18 through the real preprocessing, written by ``explorer.bundle.write_bundle``.
+    initialised ResNet-18 through the real preprocessing, written by ``explorer.core.bundle.write_bundle``.
 
     The map is the 2-D PCA of the embeddings (UMAP adds nothing to what the query tests check).
     """
     import torch
     from sklearn.decomposition import PCA
 
-    from explorer.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
-    from explorer.encoder import build_encoder, embed
-    from explorer.fitsio import column_metadata, load_fits_catalogue
-    from explorer.preprocess import Preprocessing, preprocess, to_thumbnails
-    from explorer.search import build_index
+    from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, write_bundle
+    from explorer.core.encoder import build_encoder, embed
+    from explorer.core.fitsio import column_metadata, load_fits_catalogue
+    from explorer.core.preprocess import Preprocessing, preprocess, to_thumbnails
+    from explorer.core.search import build_index
 
     rows = mirabest_catalog().iloc[::every].copy()
     rows["file"] = [str(MIRABEST / f) for f in rows["file"]]

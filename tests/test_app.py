@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import ui, views
-from explorer.bundle import load_bundle
-from explorer.figures import ROW, is_numeric
-from explorer.search import neighbours_of_row
+from explorer.app import ui, views
+from explorer.core.bundle import load_bundle
+from explorer.app.figures import ROW, is_numeric
+from explorer.core.search import neighbours_of_row
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60

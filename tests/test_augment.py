@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.preprocess import Preprocessing, centre_crop, crop_and_resize
+from explorer.core.preprocess import Preprocessing, centre_crop, crop_and_resize
 from training.augment import AugmentConfig, augment, gaussian_blur, rotate_and_crop
 
 SIZE, CROP = 100, 70

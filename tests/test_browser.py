@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, REPO, streamlit_app
-from explorer import views
-from explorer.bundle import load_bundle
-from explorer.search import neighbours_of_row
+from explorer.app import views
+from explorer.core.bundle import load_bundle
+from explorer.core.search import neighbours_of_row
 
 pytestmark = pytest.mark.browser
 

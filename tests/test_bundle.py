@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.bundle import Manifest
-from explorer.bundle import REQUIRED_FILES, list_bundles, load_bundle, write_bundle
-from explorer.errors import InputError
-from explorer.search import build_index
+from explorer.core.bundle import Manifest
+from explorer.core.bundle import REQUIRED_FILES, list_bundles, load_bundle, write_bundle
+from explorer.core.errors import InputError
+from explorer.core.search import build_index
 
 
 def make_arrays(n=50, d=16, seed=0):
@@ -111,8 +111,8 @@ def test_list_bundles_finds_only_complete_ones(tmp_path):
 
 
 def test_prediction_sidecars_become_catalogue_columns(tmp_path):
-    from explorer.atomic import write_json
-    from explorer.bundle import bundle_version
+    from explorer.core.atomic import write_json
+    from explorer.core.bundle import bundle_version
 
     write_bundle(tmp_path / "b", **make_arrays())
     before = bundle_version(tmp_path / "b")

@@ -7,8 +7,8 @@ from astropy.coordinates import FK5, Angle, SkyCoord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer.errors import InputError
-from explorer.sky.coords import parse_coordinates
+from explorer.core.errors import InputError
+from explorer.core.sky.coords import parse_coordinates
 
 # 10h00m28.6s +02d12m21s written in every accepted way
 COSMOS_RA, COSMOS_DEC = 150.1191666667, 2.2058333333

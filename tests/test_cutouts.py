@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
-from explorer.errors import InputError
-from explorer.fitsio import cutout_at, read_image
-from explorer.sky.cutouts import Hips2FitsProvider, LocalFitsCollection, SkyViewProvider
+from explorer.core.errors import InputError
+from explorer.core.fitsio import cutout_at, read_image
+from explorer.core.sky.cutouts import Hips2FitsProvider, LocalFitsCollection, SkyViewProvider
 from tests.sky_fixtures import MIRABEST, mirabest_catalog
 from tests.survey_server import SurveyServer, closed_port_url
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.bundle import load_bundle
-from explorer.errors import InputError
-from explorer.preprocess import Preprocessing, preprocess
+from explorer.core.bundle import load_bundle
+from explorer.core.errors import InputError
+from explorer.core.preprocess import Preprocessing, preprocess
 from training.config import config_from_dict
 from training.data import load_data
 from training.dataset import open_cutouts

@@ -23,10 +23,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from explorer.config import REPO_ROOT
-from explorer.encoder import build_encoder
-from explorer.errors import InputError
-from explorer.preprocess import preprocess
+from explorer.core.config import REPO_ROOT
+from explorer.core.encoder import build_encoder
+from explorer.core.errors import InputError
+from explorer.core.preprocess import preprocess
 from training.augment import augment
 from training.config import config_from_dict
 from training.data import load_data

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from explorer.bundle import Manifest
-from explorer.bundle import load_bundle, write_bundle
-from explorer.heads import budget_subset, label_set, split_labels
-from explorer.search import build_index
+from explorer.core.bundle import Manifest
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.heads import budget_subset, label_set, split_labels
+from explorer.core.search import build_index
 from tests.test_finetune import sim_bundle_at
 from tests.test_heads import clustered
 from training import evaluate

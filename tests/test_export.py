@@ -11,9 +11,9 @@ import pytest
 from pyvo.samp import SAMPHubServer, SAMPIntegratedClient
 from astropy.table import Table
 
-from explorer.errors import InputError
-from explorer.export import NO_HUB_MESSAGE, broadcast_table, to_csv_bytes, to_votable_bytes
-from explorer.fitsio import column_metadata
+from explorer.core.errors import InputError
+from explorer.core.export import NO_HUB_MESSAGE, broadcast_table, to_csv_bytes, to_votable_bytes
+from explorer.core.fitsio import column_metadata
 from tests.sky_fixtures import mirabest_catalog
 
 

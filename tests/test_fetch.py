@@ -12,7 +12,7 @@ import yaml
 from astropy.coordinates import SkyCoord
 from astropy.table import Table
 
-from explorer.fitsio import cutout_at, load_fits_catalogue, read_image
+from explorer.core.fitsio import cutout_at, load_fits_catalogue, read_image
 from training.fetch import main
 from tests.sky_fixtures import MIRABEST, REPO, mirabest_catalog
 from tests.survey_server import SurveyServer, closed_port_url

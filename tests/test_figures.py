@@ -7,9 +7,9 @@ import pytest
 from matplotlib import colormaps
 from PIL import Image
 
-from explorer.figures import ROW, MapFigure, MapStyle, focus_overlays, is_numeric
-from explorer.images import GalleryItem, colour_table, data_uri, gallery_html, png_bytes, to_rgb
-from explorer.preprocess import COLORMAP
+from explorer.app.figures import ROW, MapFigure, MapStyle, focus_overlays, is_numeric
+from explorer.app.images import GalleryItem, colour_table, data_uri, gallery_html, png_bytes, to_rgb
+from explorer.core.preprocess import COLORMAP
 
 
 def trace_rows(trace) -> np.ndarray:
@@ -76,7 +76,7 @@ def test_numeric_colour_is_a_continuous_scale_with_unit(map_figure, explorer_bun
 
 
 def test_log_colour_sets_non_positive_and_missing_apart(synthetic_bundle):
-    from explorer.bundle import load_bundle
+    from explorer.core.bundle import load_bundle
 
     bundle = load_bundle(synthetic_bundle)
     values = bundle.catalog["bend_angle_deg"].to_numpy(dtype=float)
@@ -92,7 +92,7 @@ def test_log_colour_sets_non_positive_and_missing_apart(synthetic_bundle):
 
 
 def test_missing_values_are_drawn_grey_and_counted(synthetic_bundle):
-    from explorer.bundle import load_bundle
+    from explorer.core.bundle import load_bundle
 
     bundle = load_bundle(synthetic_bundle)
     missing = int(bundle.catalog["z"].isna().sum())

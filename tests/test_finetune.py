@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.bundle import DataInfo, EncoderInfo, Manifest
-from explorer.bundle import load_bundle, write_bundle
-from explorer.encoder import build_encoder, embed, sha256_file
-from explorer.errors import InputError
-from explorer.heads import LabelSet, Task, classification_metrics, label_set
-from explorer.preprocess import Preprocessing, preprocess, to_thumbnails
-from explorer.search import build_index
+from explorer.core.bundle import DataInfo, EncoderInfo, Manifest
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.encoder import build_encoder, embed, sha256_file
+from explorer.core.errors import InputError
+from explorer.core.heads import LabelSet, Task, classification_metrics, label_set
+from explorer.core.preprocess import Preprocessing, preprocess, to_thumbnails
+from explorer.core.search import build_index
 from training import finetune as ft
 from training.config import TrainConfig
 from training.data import load_data

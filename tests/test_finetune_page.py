@@ -7,8 +7,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.synthetic import synthetic_bundle
-from explorer import labels, ui, views
-from explorer.bundle import load_bundle
+from explorer.app import ui, views
+from explorer.core import labels
+from explorer.core.bundle import load_bundle
 from tests.test_finetune import sim_bundle_at
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

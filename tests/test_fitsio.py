@@ -10,8 +10,8 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 
-from explorer.errors import InputError
-from explorer.fitsio import cutout_at, cutout_with_wcs, load_fits_catalogue, read_image, wcs_pixel_scale_arcsec
+from explorer.core.errors import InputError
+from explorer.core.fitsio import cutout_at, cutout_with_wcs, load_fits_catalogue, read_image, wcs_pixel_scale_arcsec
 from tests.sky_fixtures import MIRABEST, mirabest_catalog, mirabest_file
 
 

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from explorer.bundle import Manifest
-from explorer import heads
-from explorer.bundle import load_bundle, write_bundle
-from explorer.errors import InputError
-from explorer.search import build_index
+from explorer.core.bundle import Manifest
+from explorer.core import heads
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.errors import InputError
+from explorer.core.search import build_index
 
 
 def clustered(n=600, dim=32, classes=3, seed=0, spread=1.0):

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.bundle import Manifest
-from explorer import heads, labels
-from explorer.atomic import atomic_path
-from explorer.bundle import load_bundle, write_bundle
-from explorer.errors import InputError
-from explorer.search import build_index
+from explorer.core.bundle import Manifest
+from explorer.core import heads, labels
+from explorer.core.atomic import atomic_path
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.errors import InputError
+from explorer.core.search import build_index
 from tests.test_bundle import make_arrays
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,8 +93,8 @@ def test_killing_a_labelling_process_mid_write_never_leaves_a_broken_file(bundle
     """A real crash: SIGKILL a process that relabels in a loop, at several moments; the file stays readable."""
     script = textwrap.dedent(f"""
         import itertools, sys
-        from explorer import labels
-        from explorer.bundle import load_bundle
+        from explorer.core import labels
+        from explorer.core.bundle import load_bundle
         bundle = load_bundle({str(bundle.path)!r})
         print("ready", flush=True)
         for i in itertools.count():

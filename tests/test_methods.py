@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.encoder import build_encoder, embed
-from explorer.preprocess import Preprocessing, preprocess
+from explorer.core.encoder import build_encoder, embed
+from explorer.core.preprocess import Preprocessing, preprocess
 from training.augment import AugmentConfig, augment
 from training.config import config_from_dict
 from training.methods import METHODS, method_class
@@ -61,7 +61,7 @@ def test_byol_target_is_an_ema_of_the_online_network():
 
 
 def test_an_unknown_method_is_refused_when_the_config_loads():
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     with pytest.raises(InputError, match="unknown method 'simclr'; choose one of byol, simsiam"):
         config_from_dict({"method": "simclr", "optim": {"epochs": 1}})

@@ -4,8 +4,8 @@ import time
 import pytest
 from astropy.coordinates import SkyCoord
 
-from explorer.errors import InputError
-from explorer.sky.names import OFFLINE_MESSAGE, position_of, resolve_name
+from explorer.core.errors import InputError
+from explorer.core.sky.names import OFFLINE_MESSAGE, position_of, resolve_name
 from tests.sky_fixtures import mirabest_catalog
 from tests.survey_server import SESAME_NAMES, SurveyServer, closed_port_url
 

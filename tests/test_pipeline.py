@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.bundle import load_bundle
-from explorer.config import REPO_ROOT
+from explorer.core.bundle import load_bundle
+from explorer.core.config import REPO_ROOT
 from training.config import load_config
 from training.quality import knn_scores
 
@@ -44,8 +44,8 @@ def test_bundle_from_the_pipeline_follows_the_contract(small_demo):
     assert {"log_size_r2_from_map", "class_accuracy_from_embeddings"} <= set(m.quality)
     assert b.thumbnails.shape[1:] == (70, 70)
     # the stored encoder reproduces the stored embeddings
-    from explorer.encoder import embed
-    from explorer.preprocess import preprocess
+    from explorer.core.encoder import embed
+    from explorer.core.preprocess import preprocess
     from training.data import load_data
 
     data = load_data(m.data.spec, progress=False)
@@ -86,7 +86,7 @@ def test_cli_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 def test_config_typos_are_rejected(tmp_path):
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim: {epochz: 3}\n")

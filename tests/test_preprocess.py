@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.preprocess import Preprocessing, asinh_stretch, encoder_input, preprocess, to_thumbnails
+from explorer.core.preprocess import Preprocessing, asinh_stretch, encoder_input, preprocess, to_thumbnails
 
 RMS = 1.5e-4  # FIRST-like noise, Jy/beam
 

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
-from explorer.bundle import load_bundle
-from explorer.errors import InputError
-from explorer.fitsio import cutout_at, read_image
-from explorer.query import (cutout_geometry, embed_cutout, query_by_coordinates, query_by_image, result_table,
+from explorer.core.bundle import load_bundle
+from explorer.core.errors import InputError
+from explorer.core.fitsio import cutout_at, read_image
+from explorer.app.query import (cutout_geometry, embed_cutout, query_by_coordinates, query_by_image, result_table,
                             source_links)
-from explorer.search import neighbours_of_row, place_on_map
-from explorer.sky.cutouts import SkyViewProvider
-from explorer.sky.upload import read_uploaded_fits
+from explorer.core.search import neighbours_of_row, place_on_map
+from explorer.core.sky.cutouts import SkyViewProvider
+from explorer.core.sky.upload import read_uploaded_fits
 from tests.sky_fixtures import MIRABEST, build_mirabest_bundle, mirabest_catalog
 from tests.survey_server import SurveyServer
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import synthetic_catalogue
-from explorer.search import place_on_map
+from explorer.core.search import place_on_map
 from training.embed import PLACEMENT_K, fit_map
 from training.map_quality import knn_preservation, map_fidelity, trustworthiness_sample
 

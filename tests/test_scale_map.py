@@ -9,9 +9,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from benchmarks.synthetic import synthetic_bundle
-from explorer import ui, views
-from explorer.bundle import load_bundle
-from explorer.figures import (DENSITY_FROM_N, ROW, DensityGrid, MapFigure, MapStyle, focus_overlays, rows_in_box,
+from explorer.app import ui, views
+from explorer.core.bundle import load_bundle
+from explorer.app.figures import (DENSITY_FROM_N, ROW, DensityGrid, MapFigure, MapStyle, focus_overlays, rows_in_box,
                               rows_in_lasso, stratified_sample)
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")

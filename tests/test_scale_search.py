@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import synthetic_catalogue
-from explorer.bundle import Manifest
-from explorer import search
-from explorer.bundle import load_bundle, write_bundle
-from explorer.search import (APPROXIMATE_FROM_N, COMPRESSED_FROM_N, build_index, choose_index, exact_neighbours,
+from explorer.core.bundle import Manifest
+from explorer.core import search
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.search import (APPROXIMATE_FROM_N, COMPRESSED_FROM_N, build_index, choose_index, exact_neighbours,
                              place_on_map, recall_at_k, search_vectors)
 from tests.test_bundle import make_arrays
 

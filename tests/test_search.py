@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from explorer.bundle import load_bundle, write_bundle
-from explorer.search import deduplicate_by_separation, neighbours_of_row, neighbours_of_vector, place_on_map
+from explorer.core.bundle import load_bundle, write_bundle
+from explorer.core.search import deduplicate_by_separation, neighbours_of_row, neighbours_of_vector, place_on_map
 from tests.test_bundle import make_arrays
 
 
@@ -19,7 +19,7 @@ def bundle(tmp_path_factory):
     emb[1] = emb[0] + 0.01
     emb[2] = emb[0] + 0.02
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    arrays["index"] = __import__("explorer.search", fromlist=["build_index"]).build_index(emb)[0]
+    arrays["index"] = __import__("explorer.core.search", fromlist=["build_index"]).build_index(emb)[0]
     write_bundle(path, **arrays)
     return load_bundle(path)
 

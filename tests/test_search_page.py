@@ -5,9 +5,9 @@ import astropy.units as u
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer import ui, views
-from explorer.bundle import load_bundle
-from explorer.search import neighbours_of_row
+from explorer.app import ui, views
+from explorer.core.bundle import load_bundle
+from explorer.core.search import neighbours_of_row
 from tests.sky_fixtures import MIRABEST, build_mirabest_bundle, mirabest_catalog, mirabest_file
 from tests.survey_server import SurveyServer
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from explorer.bundle import load_bundle
-from explorer.config import REPO_ROOT
-from explorer.errors import InputError
+from explorer.core.bundle import load_bundle
+from explorer.core.config import REPO_ROOT
+from explorer.core.errors import InputError
 from training.config import config_from_dict
 from training.embed import embed_shard, embed_to_bundle, merge_shards, parse_shard, shard_rows
 from training.train import train

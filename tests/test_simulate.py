@@ -19,7 +19,7 @@ from astropy.stats import sigma_clipped_stats
 from astropy.wcs import WCS
 from scipy.spatial.distance import pdist
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from training import simulate
 from training.simulate import (CLASSES, COLUMNS, make_wcs, simulate_sources, simulate_to_directory,
                                write_fits_catalogue)

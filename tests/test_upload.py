@@ -8,9 +8,9 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from explorer.errors import InputError
-from explorer.fitsio import read_image, wcs_pixel_scale_arcsec
-from explorer.sky.upload import read_uploaded_fits
+from explorer.core.errors import InputError
+from explorer.core.fitsio import read_image, wcs_pixel_scale_arcsec
+from explorer.core.sky.upload import read_uploaded_fits
 from tests.sky_fixtures import mirabest_catalog, mirabest_file
 
 FIRST_SCALE = 1.8

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 from astropy.coordinates import SkyCoord
 
-from explorer import views
-from explorer.bundle import load_bundle
-from explorer.export import to_csv_bytes
-from explorer.figures import MapFigure, MapStyle
-from explorer.search import neighbours_of_row
+from explorer.app import views
+from explorer.core.bundle import load_bundle
+from explorer.core.export import to_csv_bytes
+from explorer.app.figures import MapFigure, MapStyle
+from explorer.core.search import neighbours_of_row
 
 
 def click_event(*customdata_rows, box=(), lasso=()):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from explorer.preprocess import Preprocessing, crop_and_resize
+from explorer.core.preprocess import Preprocessing, crop_and_resize
 from training.options import limited
 
 

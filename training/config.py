@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from explorer.backbones import ARCHITECTURES
-from explorer.errors import InputError
-from explorer.preprocess import Preprocessing
-from explorer.surveys import FIRST
+from explorer.core.backbones import ARCHITECTURES
+from explorer.core.errors import InputError
+from explorer.core.preprocess import Preprocessing
+from explorer.core.surveys import FIRST
 from training.augment import AugmentConfig
 from training.options import build, limited
 

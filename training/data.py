@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl, urlparse
 import numpy as np
 import pandas as pd
 
-from explorer.errors import InputError
-from explorer.surveys import FIRST
+from explorer.core.errors import InputError
+from explorer.core.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
 SPEC_HELP = "expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0"
@@ -49,6 +49,16 @@ def parse_sim_spec(spec: str) -> dict:
     return {"kind": kind, **params}
 
 
+def data_folder(spec: str) -> Path:
+    """The FITS catalogue directory a non-simulation spec names (every other spec is an InputError)."""
+    path = Path(str(spec)).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise InputError(f"data {spec!r} is a file, not a folder; {SPEC_HELP}")
+    raise InputError(f"unknown data spec {spec!r}: {SPEC_HELP}")
+
+
 def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
               progress: bool = True) -> SourceSet:
     spec = str(spec)
@@ -59,15 +69,11 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
         images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
         catalog.attrs["bands"] = ["image"]
         return SourceSet(images[:, None], catalog, dict(COLUMNS), spec)
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        from explorer.fitsio import load_fits_catalogue
+    from explorer.core.fitsio import load_fits_catalogue
 
-        images, catalog, columns, skipped = load_fits_catalogue(path, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec,
-                                                                progress=progress)
-        if len(catalog) == 0:
-            raise InputError(f"no readable images in {path} ({len(skipped)} skipped)")
-        return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)
-    if path.exists():
-        raise InputError(f"data {spec!r} is a file, not a folder; {SPEC_HELP}")
-    raise InputError(f"unknown data spec {spec!r}: {SPEC_HELP}")
+    path = data_folder(spec)
+    images, catalog, columns, skipped = load_fits_catalogue(path, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec,
+                                                            progress=progress)
+    if len(catalog) == 0:
+        raise InputError(f"no readable images in {path} ({len(skipped)} skipped)")
+    return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)

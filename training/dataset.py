@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer import config as explorer_config
-from explorer.atomic import atomic_directory
-from explorer.errors import InputError
-from explorer.fitsio import CATALOG_FILE, file_columns, read_catalog_csv
-from explorer.preprocess import Preprocessing, preprocess
-from training.data import load_data
+from explorer.core import config as explorer_config
+from explorer.core.atomic import atomic_directory
+from explorer.core.errors import InputError
+from explorer.core.fitsio import CATALOG_FILE, file_columns, read_catalog_csv
+from explorer.core.preprocess import Preprocessing, preprocess
+from training.data import data_folder, load_data, parse_sim_spec
 
 CACHE_VERSION = 1
 CHUNK = 2048  # images preprocessed at a time while a cache is built
@@ -80,8 +80,8 @@ def data_identity(spec: str) -> dict:
     if spec.startswith("sim:"):
         from training.simulate import SIMULATOR_VERSION
 
-        return {"spec": spec, "simulator": SIMULATOR_VERSION}
-    folder = Path(spec).expanduser()
+        return {"spec": spec, "simulator": SIMULATOR_VERSION, "parsed": parse_sim_spec(spec)}
+    folder = data_folder(spec)
     table = read_catalog_csv(folder)
     files = []
     for column in file_columns(table)[0]:

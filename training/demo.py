@@ -2,10 +2,12 @@
 
     python -m training.demo            # skips every step that is already done
     python -m training.demo --force    # rebuild the bundle (the simulation and run are reused)
+    python -m training.demo --config configs/demo_simsiam.yaml   # the SimSiam demo on the same sky
 
 Everything lives under ``EXPLORER_HOME`` (default ``.cache/`` in the repository):
 ``demo/sky`` (FITS catalogue directory), ``demo/run`` (checkpoints, loss log) and
-``bundles/demo-radio`` (the bundle the app opens first).
+``bundles/demo-radio`` (the bundle the app opens first). Another recipe (``--config``) trains on the
+same sky into ``demo/run-<recipe name>`` and writes ``bundles/<recipe name>``.
 """
 from __future__ import annotations
 
@@ -14,9 +16,9 @@ import json
 import time
 from pathlib import Path
 
-from explorer.bundle import REQUIRED_FILES
-from explorer.config import DEMO_BUNDLE_NAME, REPO_ROOT, bundles_dir, demo_dir
-from explorer.errors import ArgumentParser, cli_entry
+from explorer.core.bundle import REQUIRED_FILES
+from explorer.core.config import DEMO_BUNDLE_NAME, REPO_ROOT, bundles_dir, demo_dir
+from explorer.core.errors import ArgumentParser, cli_entry
 from training.config import load_config
 from training.embed import embed_to_bundle
 from training.simulate import simulate_to_directory
@@ -26,17 +28,18 @@ DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
 
 
 def build_demo(*, n: int = 5000, seed: int = 0, epochs: int | None = None, force: bool = False,
-               sky_dir: Path | None = None, run_dir: Path | None = None, bundle_dir: Path | None = None,
-               progress: bool = True) -> dict:
+               config_path: Path = DEMO_CONFIG, sky_dir: Path | None = None, run_dir: Path | None = None,
+               bundle_dir: Path | None = None, progress: bool = True) -> dict:
     """Run the missing steps of the demo build; returns the bundle path and the time of each step."""
+    config = load_config(config_path)
     suffix = "" if (n, seed, epochs) == (5000, 0, None) else f"-n{n}-s{seed}" + (f"-e{epochs}" if epochs else "")
+    recipe = "" if config.name == DEMO_BUNDLE_NAME else f"-{config.name}"
     sky_dir = sky_dir or demo_dir() / f"sky{suffix}"
-    run_dir = run_dir or demo_dir() / f"run{suffix}"
-    bundle_dir = bundle_dir or bundles_dir() / f"{DEMO_BUNDLE_NAME}{suffix}"
+    run_dir = run_dir or demo_dir() / f"run{recipe}{suffix}"
+    bundle_dir = bundle_dir or bundles_dir() / f"{config.name}{suffix}"
     if not force and all((bundle_dir / f).is_file() for f in REQUIRED_FILES):
         return {"bundle": bundle_dir, "seconds": {}}
 
-    config = load_config(DEMO_CONFIG)
     config = dataclasses.replace(config, seed=seed)
     if epochs is not None:
         config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=epochs))
@@ -61,8 +64,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="override configs/demo.yaml")
     parser.add_argument("--force", action="store_true", help="rebuild the bundle even if it exists")
+    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the recipe (default configs/demo.yaml)")
     args = parser.parse_args(argv)
-    result = build_demo(n=args.n, seed=args.seed, epochs=args.epochs, force=args.force)
+    result = build_demo(n=args.n, seed=args.seed, epochs=args.epochs, force=args.force, config_path=args.config)
     bundle = result["bundle"]
     if not result["seconds"]:
         print(f"demo bundle ready: {bundle}")

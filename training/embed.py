@@ -29,13 +29,13 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
-from explorer.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, unique_ids, write_bundle
-from explorer.encoder import embed, resolve_device, sha256_file
-from explorer.errors import ArgumentParser, InputError, cli_entry
-from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
-from explorer.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
-from explorer.search import build_index, place_on_map
+from explorer.core.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
+from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, unique_ids, write_bundle
+from explorer.core.encoder import embed, resolve_device, sha256_file
+from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
+from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
+from explorer.core.search import build_index, place_on_map
 from training.data import SourceSet, load_data
 from training.dataset import open_cutouts, row_zero_points
 from training.options import checked, limited
@@ -67,7 +67,7 @@ def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_d
     At scale: PCA (randomized solver) is fitted on up to ``PCA_FIT_MAX`` random sources, UMAP on up
     to ``umap_fit_max``; every other source is placed at the similarity-weighted mean of its
     ``PLACEMENT_K`` most cosine-similar fitted sources in PCA space
-    (:func:`explorer.search.place_on_map`, the same rule that places out-of-sample queries).
+    (:func:`explorer.core.search.place_on_map`, the same rule that places out-of-sample queries).
     """
     import umap  # imported here: numba compilation is slow and only this step needs it
 
@@ -105,7 +105,7 @@ def place_by_neighbours(fitted: np.ndarray, fitted_xy: np.ndarray, others: np.nd
     """Map positions [m, 2] for ``others``: the cosine-weighted mean of their k nearest ``fitted`` points' positions."""
     import faiss
 
-    from explorer.search import faiss_threads
+    from explorer.core.search import faiss_threads
 
     def unit(x):
         return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), dtype=np.float32)

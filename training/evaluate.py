@@ -23,14 +23,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_path, check_output_folder, write_json
-from explorer.bundle import Bundle, load_bundle
-from explorer.encoder import embed, resolve_device
-from explorer.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
-from explorer.headplots import learning_curve_figure
-from explorer.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
+from explorer.core.atomic import atomic_path, check_output_folder, write_json
+from explorer.core.bundle import Bundle, load_bundle
+from explorer.core.encoder import embed, resolve_device
+from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
+from explorer.core.headplots import learning_curve_figure
+from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
     split_labels, summarise
-from explorer.preprocess import preprocess
+from explorer.core.preprocess import preprocess
 from training.data import load_data
 from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)

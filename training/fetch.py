@@ -34,10 +34,10 @@ from astropy.io import fits
 from astropy.table import Table
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_path, write_json
-from explorer.errors import ArgumentParser, InputError, cli_entry
-from explorer.fitsio import CATALOG_FILE, COLUMNS_FILE
-from explorer.sky.cutouts import SURVEY_HELP, CutoutProvider, provider_for
+from explorer.core.atomic import atomic_path, write_json
+from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE
+from explorer.core.sky.cutouts import SURVEY_HELP, CutoutProvider, provider_for
 
 FAILED_FILE = "failed.csv"
 SETTINGS_FILE = "fetch.json"

@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +32,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from explorer.atomic import write_json
-from explorer.bundle import Bundle, load_bundle
-from explorer.encoder import build_encoder, resolve_device, sha256_file
-from explorer.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
-from explorer.jobs import JOBS_DIR
-from explorer.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
+from explorer.core.bundle import Bundle, load_bundle
+from explorer.core.encoder import build_encoder, resolve_device, sha256_file
+from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
+from explorer.core.jobfile import JobFile
+from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
                             prepare, publish, score)
-from explorer.preprocess import Preprocessing, encoder_input, preprocess
+from explorer.core.preprocess import Preprocessing, encoder_input, preprocess
 from training.augment import AugmentConfig, augment
 from training.data import load_data
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
@@ -241,23 +238,6 @@ def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.M
         raise InputError(f"checkpoint {path} (sha256 {actual[:12]}…) is not the encoder of bundle {bundle.name!r} "
                          f"(sha256 {str(expected)[:12]}…); use that run's checkpoint or none")
     return encoder_from_checkpoint(load_checkpoint(path))[0]
-
-
-class JobFile:
-    """``<bundle>/jobs/<name>.json``: the state of a run, rewritten atomically for the app to poll."""
-
-    def __init__(self, bundle_path: str | Path, name: str):
-        self.path = Path(bundle_path) / JOBS_DIR / f"{name}.json"
-        self.state = {"name": name, "pid": os.getpid(), "state": "starting", "epoch": 0, "total": 0,
-                      "metrics": {}, "message": "", "started": _now()}
-
-    def update(self, **changes) -> None:
-        self.state.update(changes, updated=_now())
-        write_json(self.path, self.state)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe, *, checkpoint=None,

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 from sklearn.manifold import trustworthiness
 
-from explorer.search import exact_neighbours, faiss_threads
+from explorer.core.search import exact_neighbours, faiss_threads
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import math
 import typing
 from dataclasses import field
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 
 def limited(default, low=None, high=None, *, choices=None):

@@ -38,9 +38,9 @@ from scipy.stats import truncnorm
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_directory, check_output_folder
-from explorer.errors import ArgumentParser, InputError
-from explorer.surveys import FIRST
+from explorer.core.atomic import atomic_directory, check_output_folder
+from explorer.core.errors import ArgumentParser, InputError
+from explorer.core.surveys import FIRST
 
 SIMULATOR_VERSION = 1          # bump when the model changes: cached catalogues are then rebuilt
 PIXELS = FIRST.pixels
@@ -585,7 +585,7 @@ def render_examples(path, *, per_class: int = 6, n: int = 600, seed: int = 0) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from explorer.preprocess import COLORMAP, asinh_stretch
+    from explorer.core.preprocess import COLORMAP, asinh_stretch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)       # fail on an unusable path before the work

@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.atomic import atomic_path, check_output_folder
-from explorer.encoder import build_encoder, resolve_device
-from explorer.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.atomic import atomic_path, check_output_folder
+from explorer.core.encoder import build_encoder, resolve_device
+from explorer.core.errors import ArgumentParser, InputError, cli_entry
 from training.config import TrainConfig, config_from_dict, load_config
 from training.dataset import open_cutouts
 from training.distributed import (assert_replicas_agree, main_process_first, mean_across, processes_from_env, start,

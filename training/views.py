@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 from training.augment import augment
 
 VIEW_MAKERS: dict[str, Callable] = {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 METHODS: dict[str, type["Method"]] = {}
 

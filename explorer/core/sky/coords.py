@@ -15,7 +15,7 @@ Accepted forms (the two numbers may be separated by spaces or one comma)::
 always transformed to ICRS, the frame of every bundle catalogue.
 
 Values out of range are rejected with the reason (Dec beyond ±90°, RA beyond 0-360° or
-0-24h, b beyond ±90°); every rejection is an :class:`~explorer.errors.InputError`.
+0-24h, b beyond ±90°); every rejection is an :class:`~explorer.core.errors.InputError`.
 Parsing of each angle is astropy's (:class:`~astropy.coordinates.Angle`); this module
 only splits the text into its two angles and checks their ranges.
 """
@@ -29,7 +29,7 @@ import astropy.units as u
 from astropy.coordinates import FK5, ICRS, Angle, Galactic, SkyCoord
 from astropy.coordinates.angles.errors import IllegalHourError, IllegalHourWarning
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 FRAMES = {"icrs": ICRS(), "fk5": FK5(equinox="J2000"), "galactic": Galactic()}
 EXAMPLES = "'150.1 2.2', '10h00m28.6s +02d12m21s', '10:00:28.6 +02:12:21' or 'J100028.6+021221'"

@@ -1,7 +1,7 @@
 """Streamlit glue shared by ``app.py`` and the pages: the sidebar, cached loading, common panels.
 
-Only layout lives here; what is shown is computed by :mod:`explorer.views`,
-:mod:`explorer.figures` and :mod:`explorer.images`, which need no Streamlit.
+Only layout lives here; what is shown is computed by :mod:`explorer.app.views`,
+:mod:`explorer.app.figures` and :mod:`explorer.app.images`, which need no Streamlit.
 """
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 import streamlit as st
 from astropy.coordinates import SkyCoord
 
-from explorer import views
-from explorer.bundle import Bundle, bundle_version, check_files, list_bundles, load_bundle
-from explorer.config import bundles_dir, resolve_typed_bundle
-from explorer.errors import InputError
-from explorer.export import broadcast_table, to_csv_bytes, to_votable_bytes
-from explorer.figures import MapFigure, MapStyle, is_numeric
-from explorer.images import to_rgb
+from explorer.app import views
+from explorer.core.bundle import Bundle, bundle_version, check_files, list_bundles, load_bundle
+from explorer.core.config import bundles_dir, resolve_typed_bundle
+from explorer.core.errors import InputError
+from explorer.core.export import broadcast_table, to_csv_bytes, to_votable_bytes
+from explorer.app.figures import MapFigure, MapStyle, is_numeric
+from explorer.app.images import to_rgb
 
 FOCUS_KEY = "explore.focus"        # views.Focus: the clicked source or box/lasso selection
 MAP_KEY = "explore.map"            # the map's selection state (read-only, owned by st.plotly_chart)

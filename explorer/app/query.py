@@ -1,14 +1,14 @@
 """One-shot out-of-sample search: a position, an uploaded image or a fetched cutout as a query.
 
-The query image goes through exactly the bundle's path — :func:`explorer.preprocess.preprocess`
+The query image goes through exactly the bundle's path — :func:`explorer.core.preprocess.preprocess`
 with the manifest's parameters, then the bundle's encoder — and then FAISS finds its
 neighbours. Its place on the map is the similarity-weighted mean of its neighbours'
-positions (:func:`explorer.search.place_on_map`; umap's ``transform`` is far too slow).
+positions (:func:`explorer.core.search.place_on_map`; umap's ``transform`` is far too slow).
 
 - :func:`query_by_coordinates`: a catalogue source within ``radius_arcsec`` answers with its
-  stored embedding; otherwise a cutout is fetched from a provider (:mod:`explorer.sky.cutouts`)
+  stored embedding; otherwise a cutout is fetched from a provider (:mod:`explorer.core.sky.cutouts`)
   and embedded. Either way the nearest catalogue source and its separation are reported.
-- :func:`query_by_image`: an image (e.g. from :func:`explorer.sky.upload.read_uploaded_fits`).
+- :func:`query_by_image`: an image (e.g. from :func:`explorer.core.sky.upload.read_uploaded_fits`).
 - :func:`source_links`: SIMBAD, NED and Legacy Survey viewer links for a position.
 
 Nothing here imports Streamlit; pages call these functions and show the results.
@@ -25,12 +25,12 @@ import pandas as pd
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
-from explorer.encoder import embed
-from explorer.errors import InputError
-from explorer.preprocess import as_nchw, preprocess, to_thumbnails
-from explorer.search import Neighbours, neighbours_of_vector, place_on_map
-from explorer.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
-from explorer.surveys import FIRST
+from explorer.core.encoder import embed
+from explorer.core.errors import InputError
+from explorer.core.preprocess import as_nchw, preprocess, to_thumbnails
+from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map
+from explorer.app.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
+from explorer.core.surveys import FIRST
 
 
 
@@ -64,7 +64,7 @@ def cutout_geometry(bundle) -> tuple[float, int]:
 
 def survey_choices(bundle) -> dict[str, str]:
     """Where a cutout can come from for a position outside the catalogue: label -> survey string
-    for :func:`explorer.sky.cutouts.provider_for`. The bundle's own FITS folder comes first: it needs no network."""
+    for :func:`explorer.core.sky.cutouts.provider_for`. The bundle's own FITS folder comes first: it needs no network."""
     choices = {}
     spec = bundle.manifest.data.spec
     if spec and not spec.startswith("sim:") and Path(spec).is_dir():
@@ -126,7 +126,7 @@ def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcse
                          dedup_arcsec: float | None = None) -> QueryResult:
     """Neighbours of whatever is at ``coord``: the catalogue source there, else a fetched cutout.
 
-    ``provider`` (see :mod:`explorer.sky.cutouts`) is only asked when no catalogue source lies
+    ``provider`` (see :mod:`explorer.core.sky.cutouts`) is only asked when no catalogue source lies
     within ``radius_arcsec``; pass ``None`` to never fetch (then the answer is an InputError
     saying nothing is within the radius).
     """

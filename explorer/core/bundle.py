@@ -29,9 +29,9 @@ import faiss
 import numpy as np
 import pandas as pd
 
-from explorer.atomic import atomic_directory, check_output_folder, recover, write_json
-from explorer.errors import ArgumentParser, InputError, cli_entry
-from explorer.surveys import FIRST
+from explorer.core.atomic import atomic_directory, check_output_folder, recover, write_json
+from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.surveys import FIRST
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy", "index.faiss", "thumbnails.npy")
@@ -204,7 +204,7 @@ class Bundle:
         if self._encoder is None:
             from safetensors.torch import load_file
 
-            from explorer.encoder import build_encoder
+            from explorer.core.encoder import build_encoder
 
             if not self.has_encoder:
                 raise InputError(f"bundle {self.name!r} has no {ENCODER_FILE}; it cannot embed new images")
@@ -216,7 +216,7 @@ class Bundle:
         return self._encoder
 
     def preprocessing(self):
-        from explorer.preprocess import Preprocessing
+        from explorer.core.preprocess import Preprocessing
 
         return Preprocessing.from_dict(self.manifest.encoder.preprocessing)
 
@@ -225,7 +225,7 @@ def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
     """Open and validate a bundle; every problem is an InputError naming the file.
 
     An interrupted replacement of the folder is first finished or rolled back (see
-    :func:`explorer.atomic.recover`); what was done is in ``bundle.notes``.
+    :func:`explorer.core.atomic.recover`); what was done is in ``bundle.notes``.
     """
     path = Path(path).expanduser()
     repaired = recover(path)
@@ -419,8 +419,8 @@ def list_bundles(root: str | Path) -> list[Path]:
 
 @cli_entry
 def main(argv=None):
-    """``python -m explorer.bundle BUNDLE...``: open each bundle and hash every file against its manifest."""
-    parser = ArgumentParser(prog="python -m explorer.bundle", description=main.__doc__.split(": ", 1)[1])
+    """``python -m explorer.core.bundle BUNDLE...``: open each bundle and hash every file against its manifest."""
+    parser = ArgumentParser(prog="python -m explorer.core.bundle", description=main.__doc__.split(": ", 1)[1])
     parser.add_argument("bundles", nargs="+", metavar="BUNDLE")
     for path in parser.parse_args(argv).bundles:
         bundle = load_bundle(path)

@@ -1,4 +1,4 @@
-"""The encoder: a backbone (:mod:`explorer.backbones`), embedding, devices.
+"""The encoder: a backbone (:mod:`explorer.core.backbones`), embedding, devices.
 
 Training builds it, the bundle stores its weights (``encoder.safetensors``), and
 the explorer rebuilds it to embed out-of-sample queries and to fine-tune heads.
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from explorer.backbones import build_backbone
-from explorer.preprocess import Preprocessing, encoder_input
+from explorer.core.backbones import build_backbone
+from explorer.core.preprocess import Preprocessing, encoder_input
 
 
 def build_encoder(architecture: str = "resnet18", in_channels: int = 1) -> tuple[nn.Module, int]:
@@ -24,7 +24,7 @@ def build_encoder(architecture: str = "resnet18", in_channels: int = 1) -> tuple
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    from explorer.errors import InputError
+    from explorer.core.errors import InputError
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

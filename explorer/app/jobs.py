@@ -10,7 +10,6 @@ job is a command line.
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -18,12 +17,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from explorer.config import REPO_ROOT
-from explorer.errors import InputError
-from explorer.heads import Cancelled, HeadSpec
+from explorer.core.config import REPO_ROOT
+from explorer.core.errors import InputError
+from explorer.core.heads import Cancelled, HeadSpec
+from explorer.core.jobfile import FINISHED, job_path, read_progress
 
-FINISHED = ("done", "failed", "cancelled")
-JOBS_DIR = "jobs"
 
 
 class ThreadJob:
@@ -92,7 +90,7 @@ class ProcessJob:
 
     def __init__(self, command: list[str], bundle_path: str | Path, name: str):
         self.name = name
-        self.progress_file = Path(bundle_path) / JOBS_DIR / f"{name}.json"
+        self.progress_file = job_path(bundle_path, name)
         self.log_file = self.progress_file.with_suffix(".log")
         self.progress_file.parent.mkdir(parents=True, exist_ok=True)
         self.progress_file.unlink(missing_ok=True)  # a previous run's file must not look like this one's
@@ -103,23 +101,16 @@ class ProcessJob:
 
     def poll(self) -> None:
         """Refresh the state from the progress file and the process."""
-        try:
-            progress = json.loads(self.progress_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            progress = {}
-        total = progress.get("total") or 0
-        self.fraction = progress.get("epoch", 0) / total if total else 0.0
-        self.message = progress.get("message", self.message)
-        if progress.get("state") == "running" and total:
-            self.message = f"epoch {progress['epoch']}/{total}" + (f", loss {progress['loss']:.4f}" if "loss" in progress else "")
+        progress = read_progress(self.progress_file)
+        self.fraction = progress.fraction
+        self.message = progress.summary or self.message
         returncode = self._process.poll()
         if returncode is None:
             return
-        state = progress.get("state")
-        if state in FINISHED:
-            self.state = state
-            self.error = progress.get("message", "") if state == "failed" else ""
-            self.result = progress.get("metrics") if state == "done" else None
+        if progress.state in FINISHED:
+            self.state = progress.state
+            self.error = progress.message if progress.state == "failed" else ""
+            self.result = progress.metrics if progress.state == "done" else None
         else:  # it died before saying why: show the end of its output
             self.state, self.error = "failed", f"fine-tuning stopped (exit status {returncode}): {self._log_tail()}"
 

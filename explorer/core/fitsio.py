@@ -38,8 +38,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from explorer.errors import InputError
-from explorer.surveys import FIRST
+from explorer.core.errors import InputError
+from explorer.core.surveys import FIRST
 
 CATALOG_FILE = "catalog.csv"
 COLUMNS_FILE = "columns.yaml"

@@ -1,7 +1,7 @@
 """Thumbnails for the browser: colour-mapped PNGs and an HTML gallery.
 
 Bundle thumbnails are uint8 and already carry one fixed asinh stretch
-(:func:`explorer.preprocess.to_thumbnails`), so a gallery compares like with like;
+(:func:`explorer.core.preprocess.to_thumbnails`), so a gallery compares like with like;
 here they only get the colour map radio astronomers use.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from explorer.preprocess import COLORMAP
+from explorer.core.preprocess import COLORMAP
 
 
 @cache

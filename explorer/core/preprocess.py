@@ -57,7 +57,7 @@ class Preprocessing:
 
     def check(self, channels: int, where: str = "preprocessing") -> None:
         """Settings that depend on the data: calibrated scaling needs a zero point per band and the pixel scale."""
-        from explorer.errors import InputError
+        from explorer.core.errors import InputError
 
         if self.scaling == "calibrated":
             if len(self.zero_points) != channels:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from explorer.figures import ROW
-from explorer.images import GalleryItem, gallery_html
-from explorer.search import Neighbours, neighbours_of_row
+from explorer.app.figures import ROW
+from explorer.app.images import GalleryItem, gallery_html
+from explorer.core.search import Neighbours, neighbours_of_row
 
 MATCH_RADIUS_ARCSEC = 10.0     # a typed position names a catalogue source this close
 DEDUP_RADIUS_ARCSEC = 30.0     # neighbours closer than this to a better one are the same object
@@ -39,7 +39,7 @@ class Focus:
 def rows_from_event(event: Mapping) -> np.ndarray:
     """Bundle rows of the points in a ``st.plotly_chart`` selection event, in order, without repeats.
 
-    The row is ``customdata[0]`` of each point (see :mod:`explorer.figures`), so points
+    The row is ``customdata[0]`` of each point (see :mod:`explorer.app.figures`), so points
     from colour groups and highlight overlays all resolve to real rows.
     """
     rows = [_row_of(point.get("customdata")) for point in (event or {}).get("selection", {}).get("points", [])]

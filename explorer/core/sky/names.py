@@ -22,11 +22,11 @@ import astropy.units as u
 from astropy.coordinates import SkyCoord
 from astropy.coordinates.name_resolve import sesame_url
 
-from explorer import config
-from explorer.atomic import write_json
-from explorer.errors import InputError
-from explorer.sky.coords import parse_coordinates
-from explorer.sky.network import Offline, Timeout, env_urls, with_retries
+from explorer.core import config
+from explorer.core.atomic import write_json
+from explorer.core.errors import InputError
+from explorer.core.sky.coords import parse_coordinates
+from explorer.core.sky.network import Offline, Timeout, env_urls, with_retries
 
 OFFLINE_MESSAGE = "offline: cannot resolve names; enter coordinates"
 _COORDINATE_TEXT = re.compile(r"[\d+\-.\u2212][\d\s.,:;+\-hmsd°'\"′″\u2212]*")  # "M 31" is a name

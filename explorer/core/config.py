@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_BUNDLE_NAME = "demo-radio"
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from explorer.heads import Task, headline
+from explorer.core.heads import Task, headline
 
 HEIGHT = 380
 

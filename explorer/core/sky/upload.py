@@ -1,11 +1,11 @@
 """Check an uploaded FITS image before it is used as a query.
 
 :func:`read_uploaded_fits` takes the bytes a user uploaded and returns an image and its
-celestial WCS, or an :class:`~explorer.errors.InputError` saying exactly what is wrong:
+celestial WCS, or an :class:`~explorer.core.errors.InputError` saying exactly what is wrong:
 too large (also after gzip decompression), not FITS, no image HDU (tables are refused),
 no celestial WCS, only NaN pixels, or pixels far from the encoder's scale. In that last
 case ``resample=True`` regrids the image to the encoder's scale (the same field of view,
-or ``pixels`` across), centred on the image centre, through :func:`explorer.fitsio.cutout_with_wcs`.
+or ``pixels`` across), centred on the image centre, through :func:`explorer.core.fitsio.cutout_with_wcs`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import zlib
 import numpy as np
 from astropy.wcs import WCS
 
-from explorer.errors import InputError
-from explorer.fitsio import cutout_with_wcs, read_image, wcs_pixel_scale_arcsec
+from explorer.core.errors import InputError
+from explorer.core.fitsio import cutout_with_wcs, read_image, wcs_pixel_scale_arcsec
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 SCALE_TOLERANCE = 0.10  # relative; beyond it the encoder would see structures at the wrong size

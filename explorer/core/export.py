@@ -21,9 +21,9 @@ import astropy.units as u
 import pandas as pd
 from astropy.table import Table
 
-from explorer import config
-from explorer.atomic import atomic_path
-from explorer.errors import InputError
+from explorer.core import config
+from explorer.core.atomic import atomic_path
+from explorer.core.errors import InputError
 
 NO_HUB_MESSAGE = "no SAMP hub is running; start TOPCAT or Aladin"
 SAMP_FILES_KEPT_SECONDS = 24 * 3600  # receivers read the file after the message; keep it a while

@@ -6,7 +6,7 @@ Every provider has one method::
 
 ``image`` is float32 [pixels, pixels] (or [C, pixels, pixels] for cubes) centred on ``coord``
 at ``size_arcsec / pixels`` arcsec per pixel, NaN where the survey has no data; ``wcs`` is its
-celestial WCS. Failures are :class:`~explorer.errors.InputError` with one of these messages:
+celestial WCS. Failures are :class:`~explorer.core.errors.InputError` with one of these messages:
 
 - ``no coverage at this position in <provider> ...``
 - ``offline: cannot reach <provider> ...`` (fast: DNS failure or refused connection, no retries)
@@ -39,13 +39,13 @@ from astropy.coordinates import Angle, SkyCoord, angular_separation
 from astropy.wcs import WCS
 from astropy.wcs.utils import wcs_to_celestial_frame
 
-from explorer import config
-from explorer.atomic import atomic_path, write_json
-from explorer.errors import InputError
-from explorer.fitsio import (CATALOG_FILE, FITS_SUFFIXES, BlankImageError, cutout_with_wcs, file_columns, read_image,
+from explorer.core import config
+from explorer.core.atomic import atomic_path, write_json
+from explorer.core.errors import InputError
+from explorer.core.fitsio import (CATALOG_FILE, FITS_SUFFIXES, BlankImageError, cutout_with_wcs, file_columns, read_image,
                              read_image_header)
-from explorer.sky.network import Offline, Timeout, env_urls, with_retries
-from explorer.surveys import FIRST
+from explorer.core.sky.network import Offline, Timeout, env_urls, with_retries
+from explorer.core.surveys import FIRST
 
 
 

@@ -15,7 +15,7 @@ The one library behind the Fine-tune page, ``training.finetune`` and ``training.
   bias and intrinsic scatter (see :func:`regression_metrics`).
 - **storage** — heads go to ``<bundle>/heads/<name>/`` (``head.safetensors`` + ``head.json``, no
   pickles); predictions for every source go to the ``predictions/<name>.parquet`` sidecar, which
-  :func:`explorer.bundle.load_bundle` appends to the catalogue as colour-by columns.
+  :func:`explorer.core.bundle.load_bundle` appends to the catalogue as colour-by columns.
 
 Training length: paper 1's 100 epochs at batch 64 are kept for up to ``SAMPLE_BUDGET / 100`` labels
 (4,096, far beyond paper 1's 729). Larger label sets train for ``SAMPLE_BUDGET / n`` epochs (at least
@@ -38,10 +38,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from explorer.atomic import atomic_directory, atomic_path, write_json
-from explorer.bundle import PREDICTIONS_DIR
-from explorer.encoder import resolve_device
-from explorer.errors import InputError
+from explorer.core.atomic import atomic_directory, atomic_path, write_json
+from explorer.core.bundle import PREDICTIONS_DIR
+from explorer.core.encoder import resolve_device
+from explorer.core.errors import InputError
 
 HEAD_KINDS = ("linear", "mlp", "knn")
 TASK_KINDS = ("classification", "regression")
@@ -51,7 +51,7 @@ HEAD_WEIGHTS, HEAD_META = "head.safetensors", "head.json"
 SAMPLE_BUDGET = 409_600          # training samples seen at most: 100 epochs of 4,096 labels
 EIGEN_SAMPLE = 16_384           # rows that estimate the top covariance eigenvalue of large label sets
 REGRESSION_STRATA = 10           # quantile bins that stratify regression label subsets
-RESERVED_NAMES = ("user_label",)  # the labels sidecar (explorer.labels)
+RESERVED_NAMES = ("user_label",)  # the labels sidecar (explorer.core.labels)
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,47}$")
 
 
@@ -630,7 +630,7 @@ def save_head(bundle_path: str | Path, name: str, tensors: dict[str, torch.Tenso
 
 
 def head_metadata(bundle_path: str | Path, name: str) -> dict:
-    from explorer.bundle import read_json
+    from explorer.core.bundle import read_json
 
     path = Path(bundle_path) / HEADS_DIR / name / HEAD_META
     if not path.is_file():
@@ -656,7 +656,7 @@ def load_head(bundle_path: str | Path, name: str, *, device: str = "cpu") -> Fro
     if meta["kind"] not in HEAD_KINDS:
         raise InputError(f"head {name!r} is a {meta['kind']} head: it needs the images, and its predictions are in "
                          f"{PREDICTIONS_DIR}/{name}.parquet")
-    from explorer.bundle import reading
+    from explorer.core.bundle import reading
 
     weights = Path(bundle_path) / HEADS_DIR / name / HEAD_WEIGHTS
     with reading(weights, "head"):

@@ -10,7 +10,7 @@ Folders (bundles, shards, simulated catalogues, heads) take three steps:
 3. move the old folder aside to ``.NAME.<pid>.<random>.old``, rename the ready one into place, delete the old.
 
 A crash between the renames of step 3 leaves no folder at ``NAME``; :func:`recover` (called by the next
-write and by :func:`explorer.bundle.load_bundle`) finishes the swap from the ``.ready`` folder, or rolls
+write and by :func:`explorer.core.bundle.load_bundle`) finishes the swap from the ``.ready`` folder, or rolls
 back to the ``.old`` one, and deletes what interrupted writes left behind. The process id in every
 temporary name keeps a live writer's files safe from another process's clean-up.
 
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from explorer.errors import InputError
+from explorer.core.errors import InputError
 
 _STAGES = ("tmp", "ready", "old")
 
@@ -114,13 +114,18 @@ def fsync_tree(path: Path) -> None:
         fsync_directory(Path(root))
 
 
+def _fresh_temp(path: Path) -> Path:
+    """A new temporary name beside ``path``, after repairing what earlier writes of it left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover(path)
+    return _temp_name(path, "tmp")
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one durable rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover(path)
-    tmp = _temp_name(path, "tmp")
+    tmp = _fresh_temp(path)
     tmp.touch()
     try:
         yield tmp
@@ -148,9 +153,7 @@ def _json_default(o):
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it takes ``path``'s place (see the module doc)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover(path)
-    tmp = _temp_name(path, "tmp")
+    tmp = _fresh_temp(path)
     tmp.mkdir()
     try:
         yield tmp

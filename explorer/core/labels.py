@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from explorer.atomic import atomic_path, write_json
-from explorer.bundle import LABELS_FILE, read_json, reading
-from explorer.errors import InputError
-from explorer.heads import is_missing, write_predictions
+from explorer.core.atomic import atomic_path, write_json
+from explorer.core.bundle import LABELS_FILE, read_json, reading
+from explorer.core.errors import InputError
+from explorer.core.heads import is_missing, write_predictions
 
 HISTORY_FILE = "labels_history.json"
 LOCK_FILE = ".labels.lock"
@@ -150,7 +150,7 @@ def classes(bundle) -> list[str]:
 def suggest_next(catalog: pd.DataFrame, head: dict, n: int = 12) -> np.ndarray:
     """Rows of the unlabelled sources whose prediction under ``head`` is least certain.
 
-    ``head`` is a saved head's metadata (:func:`explorer.heads.head_metadata`): classification
+    ``head`` is a saved head's metadata (:func:`explorer.core.heads.head_metadata`): classification
     ranks by the lowest probability of the predicted class, regression by the highest uncertainty.
     Sources labelled in the head's column or in ``user_label`` are skipped.
     """
