@@ -114,3 +114,44 @@ def test_every_method_checkpoint_round_trips_and_its_encoder_embeds(name, tmp_pa
     images = np.random.default_rng(0).random((4, 1, 150, 150)).astype(np.float32)
     emb = embed(encoder, preprocess(images, loaded.preprocessing), loaded.preprocessing, progress=False)
     assert emb.shape == (4, 512) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+
+
+def test_a_checkpoint_from_before_the_platform_still_loads_and_embeds(tmp_path):
+    """The layout training.train wrote before methods became plug-ins: a map section, no crop_ratio/blur_sigma,
+    no bands, a preprocessing without scaling options."""
+    torch.manual_seed(0)
+    model = BYOL(*build_encoder("resnet18", 1), BYOLConfig())
+    old_config = {
+        "name": "demo-radio", "method": "byol", "seed": 0,
+        "encoder": {"architecture": "resnet18", "in_channels": 1},
+        "data": {"pixels": 150, "pixel_scale_arcsec": 1.8},
+        "preprocessing": {"clip_sigma": 3.0, "crop_pixels": 70, "input_pixels": 32, "scaling": "peak"},
+        "byol": {"projection_hidden": 512, "projection_dim": 256, "prediction_hidden": 512, "base_momentum": 0.996},
+        "augmentation": {"rotation": True, "crop_scale": [0.8, 1.0], "flip_p": 0.5, "jitter_p": 0.8,
+                         "jitter_strength": 0.5, "blur_p": 0.1},
+        "optim": {"epochs": 6, "batch_size": 256, "base_lr": 0.2, "momentum": 0.9, "weight_decay": 1.5e-6,
+                  "warmup_epochs": 1},
+        "map": {"pca_components": 200, "umap_neighbors": 15, "umap_min_dist": 0.1},
+    }
+    torch.save({"config": old_config, "data_spec": "sim:radio?n=8&seed=0", "epoch": 6, "step": 114,
+                "model": model.state_dict()}, tmp_path / "checkpoint.pt")
+    encoder, config = encoder_from_checkpoint(load_checkpoint(tmp_path))
+    assert config.method == "byol" and config.options == BYOLConfig() and config.preprocessing.input_pixels == 32
+    for name, tensor in encoder.state_dict().items():
+        assert torch.equal(tensor, model.encoder.state_dict()[name]), name
+    images = np.random.default_rng(1).random((2, 1, 150, 150)).astype(np.float32)
+    assert embed(encoder, preprocess(images, config.preprocessing), config.preprocessing, progress=False).shape == (2, 512)
+
+
+def test_the_single_image_view_is_the_embedding_input():
+    from explorer.core.preprocess import encoder_input
+    from training.views import make_views
+
+    config = config_from_dict({"optim": {"epochs": 1}, "preprocessing": {"input_pixels": 32}})
+    images = torch.rand(3, 1, 100, 100)
+    batch = make_views("single_image")({"images": images}, config, torch.Generator(), slice(None), 3)
+    assert torch.equal(batch["views"][0], encoder_input(images, config.preprocessing))
+    from explorer.core.errors import InputError
+
+    with pytest.raises(InputError, match="unknown views 'pairs'"):
+        make_views("pairs")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,11 @@ class Cutouts:
     columns: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     path: Path | None = None
+    _fd: int | None = field(default=None, repr=False)
+
+    def __del__(self):
+        if self._fd is not None:
+            os.close(self._fd)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -61,9 +67,23 @@ class Cutouts:
         if bad:
             raise InputError(f"method {method!r} needs numeric catalogue column(s); {', '.join(bad)} are not")
 
+    def read(self, index: np.ndarray) -> np.ndarray:
+        """The cutouts at ``index``, read with pread from the cache file: only the batch enters this process's
+        memory (pages of a memory map, once touched, would count towards it until the map is dropped)."""
+        if not isinstance(self.images, np.memmap) or self.images.filename is None:
+            return np.ascontiguousarray(self.images[index])
+        if self._fd is None:
+            self._fd = os.open(self.images.filename, os.O_RDONLY)
+        row_bytes = self.images[0].nbytes
+        out = np.empty((len(index), *self.images.shape[1:]), dtype=np.float32)
+        for j in np.argsort(index, kind="stable"):  # in file order
+            start = self.images.offset + int(index[j]) * row_bytes
+            out[j] = np.frombuffer(os.pread(self._fd, row_bytes, start), dtype=np.float32).reshape(out.shape[1:])
+        return out
+
     def batch(self, rows: torch.Tensor, targets: tuple[str, ...] = (), device: torch.device | str = "cpu") -> dict:
         index = rows.numpy()
-        images = torch.from_numpy(np.ascontiguousarray(self.images[index])).to(device, non_blocking=True)
+        images = torch.from_numpy(self.read(index)).to(device, non_blocking=True)
         return {"images": images, "bands": self.bands, "row": rows,
                 "targets": {c: torch.as_tensor(self.catalog[c].to_numpy(dtype=np.float32)[index], device=device)
                             for c in targets}}

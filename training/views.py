@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from explorer.core.errors import InputError
+from explorer.core.preprocess import encoder_input
 from training.augment import augment
 
 VIEW_MAKERS: dict[str, Callable] = {}
@@ -32,6 +33,12 @@ def two_augmentations(batch: dict, config, rng: torch.Generator, share: slice, t
     first = augment(images, aug, sizes, rng, share=share, total=total)
     second = augment(images, aug, sizes, rng, share=share, total=total)
     return {**batch, "views": (first, second)}
+
+
+@view_maker("single_image")
+def single_image(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
+    """Each image once, as the encoder sees it at embedding time (for methods that regress targets)."""
+    return {**batch, "views": (encoder_input(batch["images"], config.preprocessing),)}
 
 
 def make_views(name: str):
