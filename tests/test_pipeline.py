@@ -38,6 +38,7 @@ def test_bundle_from_the_pipeline_follows_the_contract(small_demo):
     np.testing.assert_allclose(np.linalg.norm(b.embeddings, axis=1), 1, atol=1e-4)
     assert m.encoder.architecture == "resnet18" and len(m.encoder.checkpoint_sha256) == 64 and m.method == "byol"
     assert m.encoder.preprocessing["crop_pixels"] == 70 and m.data.bands == ["image"]
+    assert m.encoder.preprocessing["scaling"] == "peak" and m.data.survey.startswith("simulated VLA FIRST-like")
     assert m.umap["metric"] == "cosine" and m.index["metric"] == "cosine"
     assert 0 < m.pca["total_explained_variance"] <= 1 and m.pca["n_components"] <= 200
     assert m.columns["las_arcsec"]["unit"] == "arcsec"

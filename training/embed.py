@@ -36,6 +36,7 @@ from explorer.core.errors import ArgumentParser, InputError, cli_entry
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
 from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
 from explorer.core.search import build_index, place_on_map
+from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
 from training.dataset import open_cutouts, row_zero_points
 from training.options import checked, limited
@@ -280,7 +281,8 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
                                 feature_dim=int(embeddings.shape[1]), input_pixels=params.input_pixels,
                                 ssl_method=config.method, epochs_trained=int(state["epoch"]),
                                 checkpoint_sha256=first["checkpoint_sha256"], preprocessing=params.to_dict()),
-            data=DataInfo(spec=first["data"], pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+            data=DataInfo(spec=first["data"], survey=survey_of(first["data"]), pixels=config.data.pixels,
+                          pixel_scale_arcsec=config.data.pixel_scale_arcsec,
                           bands=bands, band_pixel_scales_arcsec={b: config.data.pixel_scale_arcsec for b in bands},
                           skipped=sum(meta["skipped"] for _, meta in shards), shards=count),
             pca={"n_components": int(pca.n_components_),
@@ -301,6 +303,19 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         stages.close()
         del embeddings, thumbnails  # release the memory maps before their folder goes
     return path
+
+
+def survey_of(spec: str) -> str:
+    """The survey a data spec's images come from: the simulator's model, or what training.fetch recorded."""
+    if str(spec).startswith("sim:"):
+        return f"simulated {FIRST.name}-like sky (training.simulate)"
+    from training.fetch import SETTINGS_FILE
+
+    settings = Path(spec) / SETTINGS_FILE
+    try:
+        return str(json.loads(settings.read_text()).get("survey", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _read_json(path: Path) -> dict:
