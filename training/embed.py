@@ -306,16 +306,22 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
 
 
 def survey_of(spec: str) -> str:
-    """The survey a data spec's images come from: the simulator's model, or what training.fetch recorded."""
-    if str(spec).startswith("sim:"):
-        return f"simulated {FIRST.name}-like sky (training.simulate)"
+    """The survey a data spec's images come from: the simulator's model (in memory or written to a folder), or
+    what training.fetch recorded; empty when the folder does not say."""
     from training.fetch import SETTINGS_FILE
 
-    settings = Path(spec) / SETTINGS_FILE
-    try:
-        return str(json.loads(settings.read_text()).get("survey", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
+    simulated = f"simulated {FIRST.name}-like sky (training.simulate)"
+    if str(spec).startswith("sim:"):
+        return simulated
+    for name, read in (("provenance.json", lambda d: simulated if d.get("generator") == "training.simulate" else ""),
+                       (SETTINGS_FILE, lambda d: str(d.get("survey", "")))):
+        try:
+            found = read(json.loads((Path(spec) / name).read_text()))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if found:
+            return found
+    return ""
 
 
 def _read_json(path: Path) -> dict:
