@@ -406,7 +406,6 @@ def _typed_bundle(text: Callable[[Workspace], str]) -> Callable:
 
         from streamlit.testing.v1 import AppTest
 
-        ws.bundle
         previous = os.environ.get("EXPLORER_BUNDLES")
         os.environ["EXPLORER_BUNDLES"] = str(ws.bundle.parent)
         try:

@@ -1,1 +1,1 @@
-"""Self-supervised training: data -> simulate -> augment -> ssl methods -> train -> embed/bundle."""
+"""Self-supervised training: data -> simulate -> augment/views -> methods -> train -> embed (bundle)."""
