@@ -139,6 +139,32 @@ def test_a_kill_during_a_folder_swap_is_repaired_by_the_next_open(tmp_path, stag
         assert "finished a replacement that was interrupted" in message
 
 
+KILL_IN_FILE_WRITE = """
+import os, sys, time
+from pathlib import Path
+import explorer.core.atomic as atomic
+target, flag = Path(sys.argv[1]), Path(sys.argv[2])
+def replace(src, dst):
+    flag.touch()       # written and fsynced, about to be renamed: stop here
+    time.sleep(60)
+atomic.os.replace = replace
+with atomic.atomic_path(target) as tmp:
+    tmp.write_bytes(b"new checkpoint")
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_keeps_the_last_one_and_the_next_write_cleans_up(tmp_path):
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(b"epoch 3")
+    flag = tmp_path / "at-the-rename"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_IN_FILE_WRITE, str(ckpt), str(flag)], cwd=REPO)
+    _kill_when(proc, flag)
+    assert ckpt.read_bytes() == b"epoch 3" and len(_strays(tmp_path)) == 1   # the interrupted write's file
+    with atomic_path(ckpt) as tmp:  # the resumed run's next checkpoint
+        tmp.write_bytes(b"epoch 4")
+    assert ckpt.read_bytes() == b"epoch 4" and _strays(tmp_path) == []
+
+
 def test_a_kill_with_the_old_folder_aside_rolls_back(tmp_path):
     target = tmp_path / "bundle"
     (tmp_path / ".bundle.999999999.0123abcd.old").mkdir()   # a dead writer moved the old folder aside ...
