@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.core.bundle import DataInfo, EncoderInfo, Manifest
-from explorer.core.bundle import load_bundle, write_bundle
-from explorer.core.encoder import build_encoder, embed, sha256_file
+from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, load_bundle, sha256_file, write_bundle
+from explorer.core.encoder import build_encoder, embed
 from explorer.core.errors import InputError
 from explorer.core.heads import LabelSet, Task, classification_metrics, label_set
 from explorer.core.preprocess import Preprocessing, preprocess, to_thumbnails

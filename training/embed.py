@@ -30,8 +30,8 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
-from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, unique_ids, write_bundle
-from explorer.core.encoder import embed, resolve_device, sha256_file
+from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, sha256_file, unique_ids, write_bundle
+from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
 from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails

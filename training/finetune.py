@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from explorer.core.bundle import Bundle, load_bundle
-from explorer.core.encoder import build_encoder, resolve_device, sha256_file
+from explorer.core.bundle import Bundle, load_bundle, sha256_file
+from explorer.core.encoder import build_encoder, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
 from explorer.core.jobfile import JobFile
 from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,

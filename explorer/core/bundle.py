@@ -275,11 +275,12 @@ def unique_ids(ids: pd.Series) -> tuple[pd.Series, int]:
 
 def file_checksums(path: Path) -> dict:
     """{file: {"bytes", "sha256"}} of the bundle's files (the manifest itself excluded)."""
-    return {f: {"bytes": (path / f).stat().st_size, "sha256": _sha256(path / f)}
+    return {f: {"bytes": (path / f).stat().st_size, "sha256": sha256_file(path / f)}
             for f in CHECKSUMMED_FILES if (path / f).is_file()}
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
+    """The sha256 of a file (bundle checksums, checkpoint identities), read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -308,7 +309,7 @@ def check_files(path: str | Path, manifest: Manifest | None = None, *, full: boo
                              "the file is damaged or was replaced — rebuild the bundle")
         if full or size <= FULL_CHECK_MAX_BYTES:
             hashed += 1
-            if _sha256(f) != expected.get("sha256"):
+            if sha256_file(f) != expected.get("sha256"):
                 raise InputError(f"{path.name}/{name}: checksum mismatch; the file is damaged — rebuild the bundle")
     return hashed
 

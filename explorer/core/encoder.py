@@ -5,7 +5,6 @@ the explorer rebuilds it to embed out-of-sample queries and to fine-tune heads.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +47,3 @@ def embed(model: nn.Module, preprocessed: np.ndarray, params: Preprocessing, *, 
             z = model(x)
         out.append(nn.functional.normalize(z.float(), dim=1).cpu().numpy())
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
