@@ -8,7 +8,9 @@
   training epochs are timed on the same simulated sky (``--baseline-epochs``, 1 by default) and
   scaled to the demo's epoch count; its simulate and embed steps are taken as ours (a lower bound).
 - The SimSiam demo (``configs/demo_simsiam.yaml``) on the same sky, its map quality beside BYOL's
-  (``--no-simsiam`` skips it).
+  (``--no-simsiam`` skips it), and both beside a random-init ResNet-18 on the same input and the
+  preprocessed pixels themselves (:func:`training.quality.baseline_organisation`), scored on the
+  same held-out sources.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ import torch
 
 from training.config import load_config
 from explorer.core.config import REPO_ROOT
+from training.dataset import open_cutouts
 from training.demo import DEMO_CONFIG, build_demo
+from training.quality import baseline_organisation
 from training.train import LOSS_LOG, train
 
 TARGET_S = 300.0
@@ -66,6 +70,11 @@ def main(argv=None):
             simsiam = {"wall": time.perf_counter() - start, "seconds": built["seconds"],
                        "quality": json.loads((built["bundle"] / "manifest.json").read_text()).get("quality", {})}
 
+        cutouts = open_cutouts(str(tmp / "sky"), pixels=config.data.pixels,
+                               pixel_scale_arcsec=config.data.pixel_scale_arcsec, params=config.preprocessing,
+                               progress=False)
+        baselines = baseline_organisation(cutouts, config.preprocessing, config.encoder.architecture, config.seed)
+
         baseline_epochs = []
         if args.baseline_epochs:
             paper_input = dataclasses.replace(
@@ -90,15 +99,14 @@ def main(argv=None):
         ("yes" if wall + extra <= TARGET_S else "no") if extra else "")
     for name, q in quality.items():
         row(f"{name} ({q['column']})", f"{q['score']:.3f}", f"chance {q['chance']:.3f}")
-    if simsiam:
-        print(f"\nMap quality on the same sky and held-out sources: BYOL (configs/demo.yaml) vs SimSiam "
-              f"(configs/demo_simsiam.yaml, built in {simsiam['wall']:.0f} s: train {simsiam['seconds']['train']:.0f} s)")
-        row("", "BYOL", "SimSiam")
-        for name, q in quality.items():
-            other = simsiam["quality"].get(name, {})
-            row(f"{name} ({q['column']})", f"{q['score']:.3f}",
-                f"{other.get('score', float('nan')):.3f} (chance {other.get('chance', float('nan')):.3f})")
-
+    columns = {"BYOL": quality, **({"SimSiam": simsiam["quality"]} if simsiam else {}), **baselines}
+    print(f"\nMap quality on the same sky and held-out sources"
+          + (f" (SimSiam built in {simsiam['wall']:.0f} s, train {simsiam['seconds']['train']:.0f} s)" if simsiam else ""))
+    print(f"{'':<46}" + "".join(f"{name:>14}" for name in columns) + f"{'chance':>10}")
+    for metric, q in quality.items():
+        print(f"{metric + ' (' + q['column'] + ')':<46}"
+              + "".join(f"{c.get(metric, {}).get('score', float('nan')):>14.3f}" for c in columns.values())
+              + f"{q['chance']:>10.3f}")
 
 if __name__ == "__main__":
     main()

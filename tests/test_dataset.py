@@ -135,3 +135,17 @@ def test_a_two_band_catalogue_trains_and_embeds_with_its_band_names(two_band_fol
     with pytest.raises(InputError, match=r"bands \(faint, radio\) differ from the data's \(radio, faint\)"):
         train(config_from_dict({**recipe, "data": {"bands": ["faint", "radio"]}}), str(two_band_folder),
               tmp_path / "run2", progress=False)
+
+
+def test_the_baselines_are_scored_like_a_bundle(tmp_path):
+    """A random-init encoder and the pixels, each with its own map, scored by the bundle's own measures."""
+    from training.quality import baseline_organisation
+
+    params = Preprocessing(crop_pixels=70, input_pixels=32)
+    cutouts = open_cutouts("sim:radio?n=200&seed=6", pixels=150, pixel_scale_arcsec=1.8, params=params,
+                           cache_root=tmp_path, progress=False)
+    scores = baseline_organisation(cutouts, params)
+    assert set(scores) == {"random init", "pixels"}
+    for name, quality in scores.items():
+        assert set(quality) == {"log_size_r2_from_map", "class_accuracy_from_embeddings"}, name
+        assert all(q["score"] > q["chance"] for q in quality.values()), (name, quality)

@@ -62,3 +62,32 @@ def map_organisation(embeddings: np.ndarray, map_xy: np.ndarray, catalog: pd.Dat
                 "column": class_col,
                 **knn_scores(np.asarray(embeddings)[ok], labels[ok].to_numpy(dtype=str), classify=True, seed=seed)}
     return out
+
+
+def baseline_organisation(cutouts, params, architecture: str = "resnet18", seed: int = 0) -> dict:
+    """The same scores for the two baselines every learned representation stands beside, on the same sources:
+
+    - ``random init``: an untrained encoder of the same architecture and input, its own PCA -> UMAP map;
+    - ``pixels``: the preprocessed encoder-input pixels themselves (L2-normalised), their own PCA -> UMAP map.
+
+    ``cutouts`` is a :class:`training.dataset.Cutouts`; the maps use ``training.embed``'s defaults.
+    """
+    import torch
+
+    from explorer.core.encoder import build_encoder, embed
+    from explorer.core.preprocess import centre_crop, encoder_input
+    from training.embed import MapConfig, fit_map
+
+    pre = centre_crop(cutouts.images, params.crop_pixels)
+    torch.manual_seed(seed)
+    encoder, _ = build_encoder(architecture, cutouts.images.shape[1])
+    features = {"random init": embed(encoder, pre, params, progress=False),
+                "pixels": np.concatenate([encoder_input(pre[i:i + 1024], params).flatten(1).numpy()
+                                          for i in range(0, len(pre), 1024)])}
+    maps = MapConfig()
+    out = {}
+    for name, x in features.items():
+        x = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        map_xy, _, _ = fit_map(x, maps.pca_components, maps.umap_neighbors, maps.umap_min_dist, seed)
+        out[name] = map_organisation(x, map_xy, cutouts.catalog, seed=seed)
+    return out
