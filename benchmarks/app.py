@@ -319,6 +319,9 @@ def box_select(page, bundle) -> dict:
     heading = page.get_by_text(re.compile(r"^Selection: [\d,]+ sources$"))
     heading.wait_for(timeout=PAINT_TIMEOUT_MS)
     elapsed = (time.perf_counter() - start) * 1000
+    # Under load plotly may report the selection more than once while the box settles; the page's last
+    # rerun answers the box it finally reported (window.lastBox), so read the heading once the script is idle.
+    page.wait_for_function(SCRIPT_IDLE, timeout=PAINT_TIMEOUT_MS, polling=20)
     listed = int(heading.inner_text().split()[1].replace(",", ""))
     box = page.evaluate("() => window.lastBox")
     inside = rows_in_box(bundle.map_xy, (box["x0"], box["x1"]), (box["y0"], box["y1"]))
