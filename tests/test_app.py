@@ -163,3 +163,36 @@ def test_a_search_result_can_be_shown_on_the_map(bundle):
     traces = {t["name"]: t for t in map_traces(app)}  # now on the Explore page, the source highlighted
     assert trace_rows(traces["selected source"]).tolist() == [row]
     assert f"nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
+
+
+def with_quality(bundle_path: Path, folder: Path, not_beaten: list[str]) -> Path:
+    """A copy of a bundle whose manifest carries a learned-vs-baselines comparison, as training.embed writes it."""
+    import shutil
+
+    copy = folder / "compared"
+    shutil.copytree(bundle_path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["quality"] = {"baselines": {"comparison": [
+        {"score": "class_accuracy_from_embeddings", "column": "morphology", "learned": 0.71, "random init": 0.83,
+         "pixels": 0.80, "chance": 0.25, "sources": 600},
+        {"score": "monitor_linear", "column": "morphology", "learned": 0.90, "random init": 0.75, "pixels": 0.70,
+         "epoch": 6}], "not_beaten": not_beaten}}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("losing", [True, False])
+def test_the_bundle_panel_flags_an_encoder_that_does_not_beat_random_init(synthetic_bundle, tmp_path, monkeypatch,
+                                                                          losing):
+    copy = with_quality(Path(synthetic_bundle), tmp_path, ["class_accuracy_from_embeddings"] if losing else [])
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(tmp_path))
+    app = run_app()
+    assert_no_exception(app)
+    warnings = [w.value for w in app.sidebar.warning]
+    if losing:
+        assert any("no better than a random-init encoder" in w and "class accuracy, k-NN on the embeddings" in w
+                   for w in warnings), warnings
+    else:
+        assert not any("random-init" in w for w in warnings)
+    (table,) = [d for d in app.sidebar.dataframe if "random init" in d.value.columns]
+    assert list(table.value["learned"]) == [0.71, 0.90] and copy.name in str(selectbox(app, "Bundle").value)

@@ -144,7 +144,7 @@ def test_the_baselines_are_scored_like_a_bundle(tmp_path):
     params = Preprocessing(crop_pixels=70, input_pixels=32)
     cutouts = open_cutouts("sim:radio?n=200&seed=6", pixels=150, pixel_scale_arcsec=1.8, params=params,
                            cache_root=tmp_path, progress=False)
-    scores = baseline_organisation(cutouts, params)
+    scores = baseline_organisation(cutouts.images, cutouts.catalog, params)
     assert set(scores) == {"random init", "pixels"}
     for name, quality in scores.items():
         assert set(quality) == {"log_size_r2_from_map", "class_accuracy_from_embeddings"}, name

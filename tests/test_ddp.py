@@ -32,7 +32,7 @@ from training.config import config_from_dict
 from training.data import load_data
 from training.distributed import Processes, sync_batchnorm
 from training.methods import method_class
-from training.train import CHECKPOINT, LOSS_LOG, _train, encoder_from_checkpoint, load_checkpoint
+from training.train import BASELINES, CHECKPOINT, LOSS_LOG, _train, encoder_from_checkpoint, load_checkpoint
 
 DATA = "sim:radio?n=32&seed=5"
 TINY = {
@@ -135,7 +135,9 @@ def runs(tmp_path_factory):
 def test_torchrun_with_two_processes_follows_the_single_process_losses(runs):
     single, ddp, _ = runs
     one, two = pd.read_csv(single / LOSS_LOG), pd.read_csv(ddp / LOSS_LOG)
-    assert list(one["epoch"]) == list(two["epoch"]) == [1, 2]
+    assert list(one["epoch"]) == list(two["epoch"]) == [0, 1, 2]  # epoch 0: the monitor's random-init row
+    np.testing.assert_allclose(two["effective_rank"].iloc[0], one["effective_rank"].iloc[0], rtol=1e-4)
+    one, two = one[one["epoch"] > 0], two[two["epoch"] > 0]
     assert list(one["processes"]) == [1, 1] and list(two["processes"]) == [2, 2]
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=0.03)
     assert abs(one["loss"].iloc[1] - one["loss"].iloc[0]) > 0.1  # it trained: the tolerance is small beside that
@@ -143,7 +145,7 @@ def test_torchrun_with_two_processes_follows_the_single_process_losses(runs):
 
 def test_only_rank_zero_writes_and_its_checkpoint_is_a_plain_one(runs):
     _, ddp, double = runs
-    assert sorted(p.name for p in ddp.iterdir()) == [CHECKPOINT, LOSS_LOG]
+    assert sorted(p.name for p in ddp.iterdir()) == sorted([BASELINES, CHECKPOINT, LOSS_LOG])
     assert double.stdout.count("checkpoint:") == 1
     state = load_checkpoint(ddp / CHECKPOINT)
     assert not any("module." in k for k in state["model"])

@@ -42,7 +42,12 @@ def test_bundle_from_the_pipeline_follows_the_contract(small_demo):
     assert m.umap["metric"] == "cosine" and m.index["metric"] == "cosine"
     assert 0 < m.pca["total_explained_variance"] <= 1 and m.pca["n_components"] <= 200
     assert m.columns["las_arcsec"]["unit"] == "arcsec"
-    assert {"log_size_r2_from_map", "class_accuracy_from_embeddings"} <= set(m.quality)
+    assert {"log_size_r2_from_map", "class_accuracy_from_embeddings", "baselines"} <= set(m.quality)
+    compared = m.quality["baselines"]  # the learned encoder beside random init and pixels, in the same build
+    scores = {c["score"]: c for c in compared["comparison"]}
+    assert set(scores) == {"log_size_r2_from_map", "class_accuracy_from_embeddings", "monitor_linear", "monitor_knn"}
+    assert all(-1 <= c[k] <= 1 for c in scores.values() for k in ("learned", "random init"))
+    assert compared["not_beaten"] == [s for s, c in scores.items() if c["learned"] <= c["random init"]]
     assert b.thumbnails.shape[1:] == (70, 70)
     # the stored encoder reproduces the stored embeddings
     from explorer.core.encoder import embed
@@ -63,7 +68,8 @@ def test_training_resumes_from_the_last_checkpoint(small_demo, tmp_path):
     assert second.returncode == 0, second.stderr
     assert "resuming" in second.stdout and "from epoch 1" in second.stdout
     log = pd.read_csv(run / "loss.csv")
-    assert list(log["epoch"]) == [1, 2] and np.isfinite(log["loss"]).all()
+    assert list(log["epoch"]) == [0, 1, 2] and np.isfinite(log["loss"].iloc[1:]).all()
+    assert log["linear"].notna().all()  # random init, then each run's last epoch (1 of 1, then 2 of 2)
     third = run_cli(*args, "--epochs", "2")
     assert "already trained for 2 epochs" in third.stdout
 

@@ -115,3 +115,15 @@ def test_separations_read_in_natural_units(arcsec, text):
 def test_position_is_shown_in_sexagesimal_and_degrees():
     text = views.format_position(SkyCoord("13h45m41.2s +23d22m53s"))
     assert text.startswith("13:45:41.2 +23:22:53") and "(206.42167°, +23.38139°)" in text
+
+
+def test_the_representation_check_reads_the_bundles_comparison_and_names_what_random_init_beats():
+    quality = {"baselines": {"comparison": [
+        {"score": "log_size_r2_from_map", "column": "las_arcsec", "learned": 0.8, "random init": 0.7, "pixels": 0.6},
+        {"score": "monitor_knn", "column": "fr_class", "learned": 0.6, "random init": 0.7, "pixels": None}],
+        "not_beaten": ["monitor_knn"]}}
+    table, warning = views.representation_check(quality)
+    assert list(table["score"]) == ["R² of log size, k-NN on the 2-D map (las_arcsec)", "k-NN, training monitor (fr_class)"]
+    assert "k-NN, training monitor" in warning and "R² of log size" not in warning
+    assert views.representation_check({}) == (None, None)
+    assert views.representation_check({"baselines": {**quality["baselines"], "not_beaten": []}})[1] is None

@@ -18,6 +18,7 @@ from explorer.core.errors import InputError
 from explorer.core.preprocess import Preprocessing
 from explorer.core.surveys import FIRST
 from training.augment import AugmentConfig
+from training.monitor import MonitorConfig
 from training.options import build, limited
 
 LEGACY_SECTIONS = ("map",)   # written into checkpoints by earlier versions; ignored when they are read back
@@ -56,6 +57,7 @@ class TrainConfig:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     augmentation: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     options: object = None            # the method's own Config (the recipe's section named after the method)
 
     def __post_init__(self):

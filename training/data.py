@@ -1,7 +1,10 @@
 """Data specs: where training and embedding get their images.
 
 ``<DATA>`` is either a FITS catalogue directory (``catalog.csv`` + FITS images, the
-layout of ``../shared/data/mirabest``) or a simulation spec ``sim:radio?n=5000&seed=0``.
+layout of ``../shared/data/mirabest``) or a simulation spec ``sim:radio?n=5000&seed=0``, or several
+of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
+one set, in that order, with a ``dataset`` column saying where each came from. The mixing ratio is
+the ratio of their sizes (the simulator's ``n``).
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from explorer.core.errors import InputError
 from explorer.core.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
-SPEC_HELP = "expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0"
+SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0, "
+             "or several joined by ' + '")
+MIX = " + "
 
 
 @dataclass
@@ -59,9 +64,25 @@ def data_folder(spec: str) -> Path:
     raise InputError(f"unknown data spec {spec!r}: {SPEC_HELP}")
 
 
+def mixed_parts(spec: str) -> list[str]:
+    """The specs a (possibly mixed) data spec joins."""
+    parts = [p.strip() for p in str(spec).split(MIX)]
+    if len(parts) > 1 and not all(parts):
+        raise InputError(f"data {spec!r} joins an empty spec; write A + B with a spec on each side")
+    return parts
+
+
+def dataset_name(spec: str) -> str:
+    return spec.split("?")[0] if spec.startswith("sim:") else Path(spec).name
+
+
 def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
               progress: bool = True) -> SourceSet:
     spec = str(spec)
+    parts = mixed_parts(spec)
+    if len(parts) > 1:
+        return _mix([load_data(p, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress)
+                     for p in parts], spec)
     if spec.startswith("sim:"):
         from training.simulate import COLUMNS, simulate_sources
 
@@ -77,3 +98,16 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
     if len(catalog) == 0:
         raise InputError(f"no readable images in {path} ({len(skipped)} skipped)")
     return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)
+
+
+def _mix(sets: list[SourceSet], spec: str) -> SourceSet:
+    shapes = {s.images.shape[1:] for s in sets}
+    if len(shapes) > 1:
+        raise InputError(f"the parts of {spec!r} have different image shapes {sorted(shapes)}; they cannot be mixed")
+    bands = [s.catalog.attrs.get("bands") for s in sets]
+    catalog = pd.concat([s.catalog.assign(dataset=dataset_name(s.spec)) for s in sets], ignore_index=True)
+    catalog.attrs["bands"] = bands[0]
+    columns = {k: v for s in reversed(sets) for k, v in s.columns.items()}
+    columns["dataset"] = {"unit": "", "description": "which part of the mixed training data the source came from"}
+    return SourceSet(np.concatenate([s.images for s in sets]), catalog, columns, spec,
+                     skipped=[x for s in sets for x in s.skipped])

@@ -35,7 +35,7 @@ from explorer.core.atomic import atomic_directory
 from explorer.core.errors import InputError
 from explorer.core.fitsio import CATALOG_FILE, file_columns, read_catalog_csv
 from explorer.core.preprocess import Preprocessing, preprocess
-from training.data import data_folder, load_data, parse_sim_spec
+from training.data import data_folder, load_data, mixed_parts, parse_sim_spec
 
 CACHE_VERSION = 1
 CHUNK = 2048  # images preprocessed at a time while a cache is built
@@ -97,6 +97,9 @@ def cache_key(spec: str, pixels: int, pixel_scale_arcsec: float, params: Preproc
 
 def data_identity(spec: str) -> dict:
     spec = str(spec)
+    parts = mixed_parts(spec)
+    if len(parts) > 1:
+        return {"mix": [data_identity(p) for p in parts]}
     if spec.startswith("sim:"):
         from training.simulate import SIMULATOR_VERSION
 

@@ -21,6 +21,7 @@ from explorer.core.config import DEMO_BUNDLE_NAME, REPO_ROOT, bundles_dir, demo_
 from explorer.core.errors import ArgumentParser, cli_entry
 from training.config import load_config
 from training.embed import embed_to_bundle
+from training.quality import baseline_report
 from training.simulate import simulate_to_directory
 from training.train import train
 
@@ -75,7 +76,11 @@ def main(argv=None):
     quality = json.loads((Path(bundle) / "manifest.json").read_text()).get("quality", {})
     print(f"demo bundle built: {bundle} ({timing})")
     for name, q in quality.items():
-        print(f"  {name} ({q['column']}): {q['score']:.3f} vs chance {q['chance']:.3f} on {q['held_out']} held-out sources")
+        if name != "baselines":
+            print(f"  {name} ({q['column']}): {q['score']:.3f} vs chance {q['chance']:.3f} on {q['held_out']} "
+                  "held-out sources")
+    for line in baseline_report(quality.get("baselines", {})):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

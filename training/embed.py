@@ -40,7 +40,7 @@ from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
 from training.dataset import open_cutouts, row_zero_points
 from training.options import checked, limited
-from training.quality import map_organisation
+from training.quality import baseline_report, compare_with_baselines, map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
 BASE_COLUMNS = {c: {"unit": KNOWN_COLUMNS[c][0], "description": KNOWN_COLUMNS[c][1]} for c in ("id", "ra", "dec")}
@@ -217,7 +217,7 @@ def check_batch_size(batch_size: int) -> None:
 
 def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
                     batch_size: int = 256, map_config: MapConfig = MapConfig(), overwrite: bool = False,
-                    progress: bool = True) -> Path:
+                    baselines: bool = True, progress: bool = True) -> Path:
     """Encode a whole catalogue and write its bundle: one shard, merged.
 
     An existing bundle at ``out`` is replaced only with ``overwrite``; any other folder or file never.
@@ -226,11 +226,26 @@ def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, 
     with scratch_folder(out) as work:
         shard = embed_shard(checkpoint, data_spec, work / "shard", device=device, batch_size=batch_size,
                             progress=progress)
-        return merge_shards([shard], out, map_config=map_config, overwrite=overwrite, progress=progress)
+        return merge_shards([shard], out, map_config=map_config, overwrite=overwrite, baselines=baselines,
+                            progress=progress)
+
+
+def _baselines(embeddings, catalog: pd.DataFrame, data_spec: str, config, state: dict, shards: int) -> dict | None:
+    """The learned embeddings beside a random-init encoder and the pixels (training.quality.compare_with_baselines),
+    on the cutouts the shard step read from the cache; a sharded build has no single cache to read."""
+    if shards > 1:
+        print("baselines: not computed for a sharded build; compare with python -m training.evaluate")
+        return None
+    cutouts = open_cutouts(data_spec, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+                           params=config.preprocessing, progress=False)
+    if len(cutouts) != len(catalog):
+        return None
+    return compare_with_baselines(embeddings, cutouts.images, catalog, config.preprocessing,
+                                  config.encoder.architecture, config.seed, checkpoint=state)
 
 
 def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConfig(), overwrite: bool = False,
-                 progress: bool = True) -> Path:
+                 baselines: bool = True, progress: bool = True) -> Path:
     """One bundle from the shard folders of one catalogue: PCA, map and index over all of them.
 
     Every shard i/n of the same checkpoint and data must be there exactly once; the arrays are
@@ -272,6 +287,10 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         index, index_info = build_index(embeddings, seed=config.seed, progress=progress)
         stages.update()
         quality = map_organisation(embeddings, map_xy, catalog, seed=config.seed)
+        if baselines:
+            compared = _baselines(embeddings, catalog, first["data"], config, state, count)
+            if compared:
+                quality["baselines"] = compared
         stages.update()
         params, enc = config.preprocessing, config.encoder
         bands = first.get("bands", ["image"])
@@ -361,6 +380,8 @@ def main(argv=None):
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (or shard) at --out")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip scoring a random-init encoder and the pixels beside the learned embeddings")
     for name, f in MapConfig.__dataclass_fields__.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(f.default), default=f.default,
                             help=f"map: {name.replace('_', ' ')} (default {f.default})")
@@ -370,7 +391,8 @@ def main(argv=None):
     if args.merge:
         if args.shard or args.checkpoint or args.data:
             raise InputError("--merge takes only shard folders and --out (the shards know their checkpoint and data)")
-        print(f"bundle: {merge_shards(args.merge, args.out, map_config=map_config, overwrite=args.overwrite)}")
+        report(merge_shards(args.merge, args.out, map_config=map_config, overwrite=args.overwrite,
+                            baselines=not args.no_baselines))
         return
     if not (args.checkpoint and args.data):
         raise InputError("--checkpoint and --data are required (or --merge SHARD_DIR ... to join shards)")
@@ -379,9 +401,15 @@ def main(argv=None):
                            batch_size=args.batch_size, overwrite=args.overwrite)
         print(f"shard: {path}")
         return
-    path = embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size,
-                           map_config=map_config, overwrite=args.overwrite)
-    print(f"bundle: {path}")
+    report(embed_to_bundle(args.checkpoint, args.data, args.out, device=args.device, batch_size=args.batch_size,
+                           map_config=map_config, overwrite=args.overwrite, baselines=not args.no_baselines))
+
+
+def report(bundle: Path) -> None:
+    quality = json.loads((bundle / "manifest.json").read_text()).get("quality", {})
+    for line in baseline_report(quality.get("baselines", {})):
+        print(line)
+    print(f"bundle: {bundle}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ For every seed, one stratified random ranking of the training pool gives nested 
 (the 36 labels are inside the 72, ...); each (seed, labels) cell trains a head and scores it on a
 fixed held-out set: a stratified ``--test-fraction`` of the (filtered) labelled sources, or the
 labelled sources of ``--test-data``. ``--baseline-supervised`` adds the same architecture trained
-from scratch on the same labels. Finished cells are kept in ``<DIR>/cells.json``, so a rerun
+from scratch on the same labels. In the same run and on the same cells, every frozen head is also
+trained on a **random-init encoder** of the bundle's architecture and input (seed 0) and on the
+**pixels** (the encoder's input, flattened), and a fine-tune is compared with supervised training
+from scratch and a linear head on the pixels (``--no-baselines`` skips them). Where the pre-trained
+encoder does not beat random init, the CLI says so and ``results.json`` records it. Finished cells are kept in ``<DIR>/cells.json``, so a rerun
 resumes. Outputs: ``results.json`` (mean and standard error per label count), ``learning_curve.png``
 and ``learning_curve.html``.
 """
@@ -28,14 +32,17 @@ from explorer.core.bundle import Bundle, load_bundle
 from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
 from explorer.core.headplots import learning_curve_figure
-from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, fit_head, headline, label_set, score, \
-    split_labels, summarise
+from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, filter_rows, fit_head, headline, \
+    label_set, score, split_labels, summarise
 from explorer.core.preprocess import preprocess
 from training.data import load_data
 from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)
+from training.quality import encoder_features, pixel_features, random_init_encoder
 
 METHODS = (*HEAD_KINDS, "finetune")
+BASELINE_HEADS = {f"{baseline} {kind}": (baseline.replace("random-init", "random init"), kind)
+                  for baseline in ("random-init", "pixels") for kind in HEAD_KINDS}
 CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
 SUMMARY_METRICS = {"classification": ("error", "accuracy"), "regression": ("rmse", "mae", "r2", "intrinsic_scatter")}
 
@@ -50,21 +57,6 @@ def parse_counts(text: str) -> list[int]:
     return counts
 
 
-def filter_rows(catalog: pd.DataFrame, expression: str | None) -> np.ndarray:
-    """Boolean mask of the rows a pandas query expression keeps (all rows without one)."""
-    if not expression:
-        return np.ones(len(catalog), dtype=bool)
-    try:
-        kept = catalog.eval(expression)
-    except Exception as e:  # pandas raises many kinds for a bad expression; the user needs the one line
-        raise InputError(f"--filter {expression!r} cannot be evaluated on the catalogue: {e}") from None
-    if not (isinstance(kept, pd.Series) and pd.api.types.is_bool_dtype(kept)):
-        raise InputError(f"--filter {expression!r} must give True/False per source, e.g. \"confidence == 'confident'\"")
-    if not kept.any():
-        raise InputError(f"--filter {expression!r} keeps no sources")
-    return kept.to_numpy(dtype=bool)
-
-
 @dataclass
 class HeldOut:
     """The fixed test set: its targets, and its embeddings / images on demand."""
@@ -77,6 +69,7 @@ class HeldOut:
 
 def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | None, *, need_images: bool,
                       device) -> HeldOut:
+    # the images are kept (with the rotation margin) for fine-tuning and for the baselines' features
     """Labelled sources of another data spec, encoded with the bundle's encoder, classes mapped to the bundle's."""
     data = load_data(spec, pixels=bundle.manifest.data.pixels, pixel_scale_arcsec=bundle.manifest.data.pixel_scale_arcsec)
     labels = label_set(data.catalog, task.column, kind=task.kind, log=task.log,
@@ -88,11 +81,10 @@ def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | N
             raise InputError(f"--test-data has classes the bundle's labels lack: {', '.join(unknown)}")
         y = np.searchsorted(np.asarray(task.classes), np.asarray(labels.task.classes)[labels.y])
     params = bundle.preprocessing()
-    images = data.images[labels.rows]
-    if need_images:
-        return HeldOut(y, images=torch.from_numpy(preprocess(images, params, margin_for_rotation=True)), source=spec)
-    features = embed(bundle.encoder(), preprocess(images, params), params, device=device, desc="embedding test data")
-    return HeldOut(y, features=features, source=spec)
+    images = torch.from_numpy(preprocess(data.images[labels.rows], params, margin_for_rotation=True))
+    features = None if need_images else embed(bundle.encoder(), images, params, device=device,
+                                              desc="embedding test data")
+    return HeldOut(y, features=features, images=images, source=spec)
 
 
 class Evaluation:
@@ -104,8 +96,12 @@ class Evaluation:
         if not (self.out / CELLS_FILE).is_file():  # a new evaluation: never into a folder holding something else
             check_output_folder(self.out, "evaluation folder", lambda p: (p / CELLS_FILE).is_file())
         self.counts = parse_counts(args.labels)
-        self.methods = [args.head] + (["supervised"] if args.baseline_supervised else [])
+        self.methods = [args.head] + baseline_methods(args.head, supervised=args.baseline_supervised,
+                                                      baselines=not args.no_baselines)
         self.device = resolve_device(args.device)
+        if not args.no_baselines and (bundle.manifest.encoder is None or not bundle.manifest.data.spec):
+            raise InputError(f"bundle {bundle.name!r} does not record its encoder and data, so the random-init and "
+                             "pixel baselines cannot be computed; pass --no-baselines to evaluate without them")
         self.needs_images = any(m in ("finetune", "supervised") for m in self.methods)
         candidates = filter_rows(bundle.catalog, args.filter)
         self.labels = label_set(bundle.catalog, args.label_column, kind=args.task, log=args.log, candidates=candidates,
@@ -131,6 +127,7 @@ class Evaluation:
                        "finetune": asdict(recipe_from(args)) if self.needs_images else None}
         self.cells = self._resume()
         self._images = None
+        self._baseline_features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _resume(self) -> list[dict]:
         path = self.out / CELLS_FILE
@@ -153,6 +150,22 @@ class Evaluation:
             self._images = bundle_images(self.bundle)
         return self._images
 
+    def baseline_features(self, baseline: str) -> tuple[np.ndarray, np.ndarray]:
+        """(features of the labelled sources, in ``labels`` order; features of the test set) of a baseline."""
+        if baseline not in self._baseline_features:
+            images, params = self.images(), self.bundle.preprocessing()
+            test_images = images[torch.from_numpy(self.test.rows)] if self.test.rows is not None else self.test.images
+            labelled = images[torch.from_numpy(self.labels.rows)]
+            if baseline == "pixels":
+                features = pixel_features(labelled, params), pixel_features(test_images, params)
+            else:
+                enc = self.bundle.manifest.encoder
+                encoder = random_init_encoder(enc.architecture, enc.in_channels, seed=0)
+                features = (encoder_features(encoder, labelled, params, device=self.device),
+                            encoder_features(encoder, test_images, params, device=self.device))
+            self._baseline_features[baseline] = features
+        return self._baseline_features[baseline]
+
     def predict_test(self, method: str, train: np.ndarray, seed: int) -> Prediction:
         """Train one cell's model on ``labels`` positions ``train`` and predict the held-out set."""
         args = self.args
@@ -160,6 +173,11 @@ class Evaluation:
         if method in HEAD_KINDS:
             head = fit_head(method, self.bundle.embeddings, self.labels, train, device=args.device, seed=seed, **common)
             return head.predict(self.test.features)
+        if method in BASELINE_HEADS:
+            baseline, kind = BASELINE_HEADS[method]
+            labelled, test = self.baseline_features(baseline)
+            local = LabelSet(self.labels.task, np.arange(len(self.labels)), self.labels.y)
+            return fit_head(kind, labelled, local, train, device=args.device, seed=seed, **common).predict(test)
         recipe = recipe_from(args, supervised=method == "supervised")
         torch.manual_seed(seed)
         encoder = fresh_encoder(self.bundle) if recipe.supervised else bundle_encoder(self.bundle, args.checkpoint)
@@ -187,8 +205,31 @@ class Evaluation:
         metrics = SUMMARY_METRICS[self.labels.task.kind]
         curves = {m: summarise([c for c in self.cells if c["method"] == m and c["labels"] in self.counts
                                 and c["seed"] < self.args.seeds], metrics) for m in self.methods}
-        return {"config": self.config, "metric": headline(self.labels.task)[0],
-                "standard_error": "std over seeds (ddof 1) / sqrt(seeds)", "curves": curves}
+        metric = headline(self.labels.task)[0]
+        return {"config": self.config, "metric": metric, "standard_error": "std over seeds (ddof 1) / sqrt(seeds)",
+                "curves": curves, "not_beaten": not_beaten(curves, self.methods[0], metric)}
+
+
+def baseline_methods(head: str, *, supervised: bool, baselines: bool) -> list[str]:
+    """The methods scored beside ``head`` on the same cells."""
+    out = ["supervised"] if supervised or (baselines and head == "finetune") else []
+    if baselines:
+        out += [f"random-init {head}", f"pixels {head}"] if head in HEAD_KINDS else ["pixels linear"]
+    return out
+
+
+def not_beaten(curves: dict, method: str, metric: str) -> dict[str, list[int]]:
+    """For each baseline, the label counts at which ``method`` is no better than it (lower is better)."""
+    mine = {r["labels"]: r[metric] for r in curves.get(method, [])}
+    out = {}
+    for other, rows in curves.items():
+        if other == method:
+            continue
+        counts = [r["labels"] for r in rows if r[metric] is not None and mine.get(r["labels"]) is not None
+                  and mine[r["labels"]] >= r[metric]]
+        if counts:
+            out[other] = counts
+    return out
 
 
 def write_plots(results: dict, out: Path, task: Task) -> None:
@@ -233,6 +274,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=positive_int, default=10)
     parser.add_argument("--head", required=True, choices=METHODS)
     parser.add_argument("--baseline-supervised", action="store_true", help="also train the architecture from scratch")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the random-init encoder and pixel baselines (run by default, on the same cells)")
     parser.add_argument("--checkpoint", help="training run or checkpoint.pt for fine-tuning (checked by sha256)")
     parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
     add_task_arguments(parser)
@@ -248,6 +291,10 @@ def main(argv=None):
         shown = ", ".join(f"{r['labels']}: {r[metric]:.4f}" + (f"±{r[metric + '_se']:.4f}" if r[metric + '_se'] else "")
                           for r in rows)
         print(f"{method} {metric}: {shown}")
+    for baseline, counts in results["not_beaten"].items():
+        if baseline.startswith(("random-init", "supervised")):
+            print(f"WARNING: {results['config']['methods'][0]} is no better than {baseline} at "
+                  f"{', '.join(map(str, counts))} labels: the pre-training is not helping there")
     print(f"results: {evaluation.out / RESULTS_FILE}")
 
 

@@ -64,30 +64,122 @@ def map_organisation(embeddings: np.ndarray, map_xy: np.ndarray, catalog: pd.Dat
     return out
 
 
-def baseline_organisation(cutouts, params, architecture: str = "resnet18", seed: int = 0) -> dict:
+def encoder_features(encoder, preprocessed: np.ndarray, params, *, device="cpu") -> np.ndarray:
+    """L2-normalised [N, D] representations of preprocessed cutouts (the bundle's own embedding path)."""
+    from explorer.core.encoder import embed
+
+    return embed(encoder, preprocessed, params, device=device, progress=False)
+
+
+def pixel_features(preprocessed: np.ndarray, params) -> np.ndarray:
+    """The pixel baseline: the encoder's input pixels themselves, flattened and L2-normalised."""
+    from explorer.core.preprocess import encoder_input
+
+    x = np.concatenate([encoder_input(preprocessed[i:i + 1024], params).flatten(1).numpy()
+                        for i in range(0, len(preprocessed), 1024)])
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def random_init_encoder(architecture: str, in_channels: int, seed: int):
+    """An untrained encoder of the given architecture, the same for the same seed."""
+    import torch
+
+    from explorer.core.encoder import build_encoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder, _ = build_encoder(architecture, in_channels)
+    return encoder.eval()
+
+
+def effective_rank(features: np.ndarray) -> float:
+    """Roy & Vetterli's effective rank: exp of the entropy of the normalised singular values of the
+    centred features. 1 for features on a line (collapse), D for isotropic D-dimensional features."""
+    x = np.asarray(features, dtype=np.float64)
+    s = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    if s.sum() <= 1e-12 * max(len(x), 1):
+        return 1.0
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def projection_spread(projections: np.ndarray) -> float:
+    """BYOL/SimSiam's collapse signal: the mean per-dimension std of the L2-normalised projections,
+    times sqrt(d) so that 1 means spread over the sphere and 0 means every image maps to one point."""
+    z = np.asarray(projections, dtype=np.float64)
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return float(z.std(0).mean() * np.sqrt(z.shape[1]))
+
+
+def baseline_organisation(images: np.ndarray, catalog: pd.DataFrame, params, architecture: str = "resnet18",
+                          seed: int = 0) -> dict:
     """The same scores for the two baselines every learned representation stands beside, on the same sources:
 
     - ``random init``: an untrained encoder of the same architecture and input, its own PCA -> UMAP map;
     - ``pixels``: the preprocessed encoder-input pixels themselves (L2-normalised), their own PCA -> UMAP map.
 
-    ``cutouts`` is a :class:`training.dataset.Cutouts`; the maps use ``training.embed``'s defaults.
+    ``images`` are preprocessed cutouts row-aligned with ``catalog``; the maps use ``training.embed``'s defaults.
     """
-    import torch
+    encoder = random_init_encoder(architecture, images.shape[1], seed)
+    features = {"random init": encoder_features(encoder, images, params), "pixels": pixel_features(images, params)}
+    return {name: organisation(x, catalog, seed) for name, x in features.items()}
 
-    from explorer.core.encoder import build_encoder, embed
-    from explorer.core.preprocess import centre_crop, encoder_input
+
+def organisation(features: np.ndarray, catalog: pd.DataFrame, seed: int = 0) -> dict:
+    """:func:`map_organisation` of features with their own PCA -> UMAP map (``training.embed``'s defaults)."""
     from training.embed import MapConfig, fit_map
 
-    pre = centre_crop(cutouts.images, params.crop_pixels)
-    torch.manual_seed(seed)
-    encoder, _ = build_encoder(architecture, cutouts.images.shape[1])
-    features = {"random init": embed(encoder, pre, params, progress=False),
-                "pixels": np.concatenate([encoder_input(pre[i:i + 1024], params).flatten(1).numpy()
-                                          for i in range(0, len(pre), 1024)])}
     maps = MapConfig()
-    out = {}
-    for name, x in features.items():
-        x = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-        map_xy, _, _ = fit_map(x, maps.pca_components, maps.umap_neighbors, maps.umap_min_dist, seed)
-        out[name] = map_organisation(x, map_xy, cutouts.catalog, seed=seed)
-    return out
+    map_xy, _, _ = fit_map(features, maps.pca_components, maps.umap_neighbors, maps.umap_min_dist, seed)
+    return map_organisation(features, map_xy, catalog, seed=seed)
+
+
+BASELINE_SOURCES = 2000  # sources the bundle's baseline comparison is scored on (three maps are fitted)
+
+
+def compare_with_baselines(embeddings: np.ndarray, images: np.ndarray, catalog: pd.DataFrame, params,
+                           architecture: str, seed: int = 0, *, sources: int = BASELINE_SOURCES,
+                           checkpoint: dict | None = None) -> dict:
+    """The bundle's ``quality["baselines"]``: each score of the learned embeddings beside a random-init encoder
+    and the pixels, on the same random ``sources`` sources (each representation with its own map), plus the
+    training monitor's last scores when the checkpoint has them. ``not_beaten`` names the scores where
+    the learned encoder is no better than random init."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(embeddings))[:sources])
+    sample = catalog.iloc[rows].reset_index(drop=True)
+    learned = organisation(np.asarray(embeddings[rows]), sample, seed)
+    base = baseline_organisation(np.asarray(images[rows]), sample, params, architecture, seed)
+    comparison = [{"score": name, "column": q["column"], "learned": q["score"],
+                   "random init": base["random init"].get(name, {}).get("score"),
+                   "pixels": base["pixels"].get(name, {}).get("score"), "chance": q["chance"], "sources": len(rows)}
+                  for name, q in learned.items()]
+    comparison += monitor_comparison(checkpoint or {})
+    return {"comparison": comparison,
+            "not_beaten": [c["score"] for c in comparison
+                           if c["random init"] is not None and c["learned"] <= c["random init"]]}
+
+
+def monitor_comparison(checkpoint: dict) -> list[dict]:
+    """The representation monitor's last scores in a checkpoint, beside its random-init and pixel rows."""
+    baselines = checkpoint.get("baselines") or {}
+    measured = [r for r in checkpoint.get("history", []) if r.get("epoch", 0) > 0 and "linear" in r]
+    if not measured or "linear" not in baselines.get("random init", {}):
+        return []
+    last, column = measured[-1], checkpoint["config"].get("monitor", {}).get("label_column", "")
+    return [{"score": f"monitor_{kind}", "column": column, "learned": last[kind],
+             "random init": baselines["random init"][kind], "pixels": baselines.get("pixels", {}).get(kind),
+             "epoch": int(last["epoch"])} for kind in ("linear", "knn") if kind in last]
+
+
+def baseline_report(baselines: dict) -> list[str]:
+    """Lines for the CLI: each score beside random init and pixels, and a warning where pre-training loses."""
+    lines = [f"{'representation quality':<40}{'learned':>9}{'random init':>13}{'pixels':>9}"]
+    for c in baselines.get("comparison", []):
+        cells = [c["learned"], c["random init"], c["pixels"]]
+        name = f"{c['score']} ({c['column']})"
+        lines.append(f"{name:<40}" + "".join(f"{'-' if v is None else f'{v:.3f}':>{w}}"
+                                              for v, w in zip(cells, (9, 13, 9))))
+    if baselines.get("not_beaten"):
+        lines.append(f"WARNING: the pre-trained encoder is no better than a random-init encoder on "
+                     f"{', '.join(baselines['not_beaten'])}: its pre-training has not learned these yet")
+    return lines

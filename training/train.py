@@ -3,7 +3,10 @@
     python -m training.train --config configs/demo.yaml --data sim:radio?n=5000&seed=0 --out runs/demo
 
 A checkpoint is written atomically after every epoch; rerunning the same command
-resumes from ``<RUN_DIR>/checkpoint.pt``. ``loss.csv`` logs every epoch.
+resumes from ``<RUN_DIR>/checkpoint.pt``. ``loss.csv`` logs every epoch, with the representation
+monitor's scores (:mod:`training.monitor`) every ``monitor.every`` epochs; epoch 0 is the random-init
+encoder, and ``baselines.json`` holds it beside the pixel baseline. ``best.pt`` is the checkpoint with
+the best monitored score (the monitor never sees the evaluation's test split).
 
 Several GPUs or machines: the same command under ``torchrun`` (DistributedDataParallel; see
 :mod:`training.distributed`). The global batch (``optim.batch_size``) is split across the
@@ -21,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.core.atomic import atomic_path, check_output_folder
+from explorer.core.atomic import atomic_path, check_output_folder, write_json
 from explorer.core.encoder import build_encoder, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry
 from training.config import TrainConfig, config_from_dict, load_config
@@ -30,10 +33,13 @@ from training.distributed import (assert_replicas_agree, main_process_first, mea
                                   stop, sync_batchnorm)
 from training.methods import method_class
 from training.methods.parts import learning_rate
+from training.monitor import Monitor, describe
 from training.views import make_views
 
 CHECKPOINT = "checkpoint.pt"
+BEST_CHECKPOINT = "best.pt"
 LOSS_LOG = "loss.csv"
+BASELINES = "baselines.json"
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
@@ -56,8 +62,9 @@ def encoder_from_checkpoint(state: dict) -> tuple[torch.nn.Module, TrainConfig]:
 
 
 def _comparable(config_dict: dict) -> dict:
-    """What must match for a run to resume: everything but the number of epochs."""
-    return {**config_dict, "optim": {k: v for k, v in config_dict["optim"].items() if k != "epochs"}}
+    """What must match for a run to resume: everything but the number of epochs and the monitor."""
+    return {**{k: v for k, v in config_dict.items() if k != "monitor"},
+            "optim": {k: v for k, v in config_dict["optim"].items() if k != "epochs"}}
 
 
 def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: str = "auto",
@@ -130,6 +137,21 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
         scaler.load_state_dict(resumed["scaler"])
         start_epoch, step, history = resumed["epoch"], resumed["step"], resumed["history"]
         say(f"resuming {run_dir} from epoch {start_epoch}")
+    monitor = None
+    if procs.is_main:
+        monitored = data if not config.monitor.data else open_cutouts(
+            config.monitor.data, pixels=config.data.pixels, pixel_scale_arcsec=config.data.pixel_scale_arcsec,
+            params=config.preprocessing, progress=progress, say=say)
+        monitor = Monitor(config.monitor, monitored, config.preprocessing, dev)
+    baselines = resumed.get("baselines") if resumed is not None else None
+    if monitor is not None and baselines is None:  # before any step: the encoder is its random initialisation
+        baselines = {"random init": monitor.measure(model), "pixels": monitor.pixels()}
+        history.append({"epoch": 0, "step": 0, **baselines["random init"]})
+        say(f"before training (random init): {describe(baselines['random init'], baselines)}")
+        write_json(run_dir / BASELINES, {"monitored_sources": len(monitor.rows), "metric": monitor.metric, **baselines})
+    best = max((r[config.monitor.select] for r in history if config.monitor.select in r and r["epoch"] > 0),
+               default=None)
+    shown = {}
 
     for epoch in range(start_epoch, config.optim.epochs):
         t0 = time.perf_counter()
@@ -158,18 +180,34 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
             model.on_step_end(step, total_steps)
             step += 1
             losses.append(mean_across(loss, procs))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.3g}")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr:.3g}", **shown)
         assert_replicas_agree(model, procs)
-        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1), "lr": lr,
-                        "seconds": round(time.perf_counter() - t0, 2), "images": n, "device": str(dev),
-                        "processes": procs.world_size})
+        row = {"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1), "lr": lr,
+               "seconds": round(time.perf_counter() - t0, 2), "images": n, "device": str(dev),
+               "processes": procs.world_size}
+        improved = False
+        if monitor is not None and ((epoch + 1) % config.monitor.every == 0 or epoch + 1 == config.optim.epochs):
+            measured = monitor.measure(model)
+            row.update(measured)
+            shown = {k: f"{measured[k]:.3f}" for k in ("linear", "knn") if k in measured}
+            if progress:
+                tqdm.write(f"epoch {epoch + 1}: {describe(measured, baselines)}")
+            score = monitor.selected(measured)
+            improved = score is not None and (best is None or score > best)
+            best = score if improved else best
+        history.append(row)
         if procs.is_main:
+            state = {"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
+                     "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                     "history": history, "bands": data.bands, "baselines": baselines}
+            if improved:  # written before the last checkpoint, so a resumed run never lacks its best
+                with atomic_path(run_dir / BEST_CHECKPOINT) as tmp:
+                    torch.save(state, tmp)
             with atomic_path(ckpt_path) as tmp:
-                torch.save({"config": config.to_dict(), "data_spec": str(data_spec), "epoch": epoch + 1, "step": step,
-                            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict(), "history": history, "bands": data.bands}, tmp)
+                torch.save(state, tmp)
             with atomic_path(run_dir / LOSS_LOG) as tmp:
-                pd.DataFrame(history).to_csv(tmp, index=False)
+                log = pd.DataFrame(history)
+                log[[*row, *(c for c in log if c not in row)]].to_csv(tmp, index=False)
     return ckpt_path
 
 

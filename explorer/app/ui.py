@@ -94,9 +94,17 @@ def sidebar() -> Context | None:
             st.info(note, icon=":material/build:")
         st.caption(f"**{bundle.name}** · {bundle.n:,} sources · {bundle.dim}-d embeddings")
         style = _style_controls(bundle)
+        table, warning = views.representation_check(bundle.manifest.quality)
+        if warning:
+            st.warning(warning, icon=":material/warning:")
         with st.expander("About this bundle"):
             manifest = bundle.manifest
             st.write(manifest.description)
+            if table is not None:
+                st.caption("Representation quality beside the baselines, on the same sources:")
+                st.dataframe(table, hide_index=True, key="sidebar.quality",
+                             column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                            for c in ("learned", "random init", "pixels")})
             st.caption(f"encoder: {manifest.encoder.architecture if manifest.encoder else '?'}"
                        f"{f' ({manifest.method})' if manifest.method else ''} · "
                        f"bands: {', '.join(manifest.data.bands)} · index: {manifest.index.get('type', '?')} · "

@@ -173,3 +173,29 @@ def format_position(position: SkyCoord) -> str:
     icrs = position.icrs
     return (f"{icrs.to_string('hmsdms', sep=':', precision=1)} "
             f"({icrs.ra.deg:.5f}°, {icrs.dec.deg:+.5f}°)")
+
+
+QUALITY_SCORES = {
+    "log_size_r2_from_map": "R² of log size, k-NN on the 2-D map",
+    "class_accuracy_from_embeddings": "class accuracy, k-NN on the embeddings",
+    "monitor_linear": "linear probe, training monitor",
+    "monitor_knn": "k-NN, training monitor",
+}
+
+
+def representation_check(quality: Mapping) -> tuple[pd.DataFrame | None, str | None]:
+    """The bundle's learned-vs-baselines table (``quality["baselines"]``, written by training.embed) and a
+    warning when the pre-trained encoder does not beat a random-init encoder; (None, None) when the bundle
+    was built without the comparison."""
+    compared = quality.get("baselines") or {}
+    rows = compared.get("comparison") or []
+    if not rows:
+        return None, None
+    table = pd.DataFrame([{"score": f"{QUALITY_SCORES.get(r['score'], r['score'])} ({r['column']})",
+                           "learned": r["learned"], "random init": r["random init"], "pixels": r["pixels"]}
+                          for r in rows])
+    losing = [QUALITY_SCORES.get(s, s) for s in compared.get("not_beaten", [])]
+    warning = (f"The pre-trained encoder is no better than a random-init encoder of the same architecture on: "
+               f"{'; '.join(losing)}. Its map and searches may reflect the architecture more than what it "
+               "learned.") if losing else None
+    return table, warning

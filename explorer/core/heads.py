@@ -129,6 +129,22 @@ class LabelSet:
         return LabelSet(self.task, self.rows[positions], self.y[positions])
 
 
+def filter_rows(catalog: pd.DataFrame, expression: str | None, where: str = "--filter") -> np.ndarray:
+    """Boolean mask of the rows a pandas query expression keeps (all rows without one); ``where`` names the
+    option in messages."""
+    if not expression:
+        return np.ones(len(catalog), dtype=bool)
+    try:
+        kept = catalog.eval(expression)
+    except Exception as e:  # pandas raises many kinds for a bad expression; the user needs the one line
+        raise InputError(f"{where} {expression!r} cannot be evaluated on the catalogue: {e}") from None
+    if not (isinstance(kept, pd.Series) and pd.api.types.is_bool_dtype(kept)):
+        raise InputError(f"{where} {expression!r} must give True/False per source, e.g. \"confidence == 'confident'\"")
+    if not kept.any():
+        raise InputError(f"{where} {expression!r} keeps no sources")
+    return kept.to_numpy(dtype=bool)
+
+
 def detect_task_kind(series: pd.Series) -> str:
     """Numeric columns are regression targets; anything else (text, categories, booleans) is classes."""
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)

@@ -10,7 +10,9 @@ A method is an ``nn.Module`` built from a backbone and its own config, and the t
 - ``targets``: catalogue columns the method needs in ``batch["targets"]`` (checked against the data);
 - ``loss(batch)``: a scalar tensor (``forward`` calls it, so DistributedDataParallel sees the call);
 - ``on_step_end(step, total_steps)``: after each optimiser step (BYOL's EMA update);
-- ``parameter_groups()``: optimiser groups (default: every trainable parameter).
+- ``parameter_groups()``: optimiser groups (default: every trainable parameter);
+- ``projections(images, params, device)``: the projector's output for the representation monitor's
+  collapse signal (:mod:`training.monitor`); the default uses ``self.projector`` when there is one.
 
 Adding a method is a file here defining a subclass decorated with ``@register("name")``, and a recipe.
 Shared parts (heads, losses, schedules) are in :mod:`training.methods.parts`.
@@ -56,6 +58,18 @@ class Method(nn.Module):
 
     def parameter_groups(self) -> list[dict]:
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
+    @torch.no_grad()
+    def projections(self, preprocessed, params, device, batch_size: int = 256):
+        """[N, P] projections of preprocessed cutouts (eval mode), or None for a method without a projector."""
+        from explorer.core.preprocess import encoder_input
+
+        projector = getattr(self, "projector", None)
+        if projector is None:
+            return None
+        out = [projector(self.encoder(encoder_input(preprocessed[i:i + batch_size], params).to(device))).float().cpu()
+               for i in range(0, len(preprocessed), batch_size)]
+        return torch.cat(out).numpy()
 
 
 def register(name: str):
