@@ -149,3 +149,30 @@ def test_the_baselines_are_scored_like_a_bundle(tmp_path):
     for name, quality in scores.items():
         assert set(quality) == {"log_size_r2_from_map", "class_accuracy_from_embeddings"}, name
         assert all(q["score"] > q["chance"] for q in quality.values()), (name, quality)
+
+
+def test_a_mixed_spec_joins_real_and_simulated_sources_with_their_origin(tmp_path):
+    catalog = mirabest_catalog()
+    spec = f"{MIRABEST} + sim:radio?n=20&seed=2"
+    mixed = load_data(spec, progress=False)
+    assert len(mixed.catalog) == len(catalog) + 20 - len(mixed.skipped)
+    assert mixed.images.shape[1:] == (1, 150, 150)
+    assert mixed.catalog["dataset"].value_counts().to_dict() == {"mirabest": len(catalog) - len(mixed.skipped),
+                                                                 "sim:radio": 20}
+    simulated = load_data("sim:radio?n=20&seed=2", progress=False)
+    np.testing.assert_array_equal(mixed.images[-20:], simulated.images)
+    assert mixed.catalog["fr_class"].iloc[-20:].isna().all()  # real labels stay with the real sources
+    cached = open_cutouts(spec, pixels=150, pixel_scale_arcsec=1.8, params=Preprocessing(), cache_root=tmp_path,
+                          progress=False)
+    other = open_cutouts(f"{MIRABEST} + sim:radio?n=20&seed=3", pixels=150, pixel_scale_arcsec=1.8,
+                         params=Preprocessing(), cache_root=tmp_path, progress=False)
+    assert cached.path != other.path  # each part's identity is in the cache key
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("sim:radio?n=4 + ", "joins an empty spec"),
+    ("sim:radio?n=4 + no/such/folder", "unknown data spec"),
+])
+def test_a_bad_mixed_spec_is_a_clear_message(spec, message):
+    with pytest.raises(InputError, match=message):
+        load_data(spec, progress=False)
