@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 EXPLORER_HOME ?= $(CURDIR)/.cache
 export EXPLORER_HOME
 
-.PHONY: run test demo install browser clean-demo
+.PHONY: run test demo install browser clean-demo pretrain-gpu
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,11 @@ install: $(VENV)/.installed
 demo: install
 	$(PY) -m training.demo
 
+# No file watcher: users run the explorer rather than edit it, and watching .venv floods inotify.
 run: demo
 	@echo "Explorer: http://localhost:$(PORT)"
 	$(PY) -m streamlit run app.py --server.headless true --server.address $(HOST) --server.port $(PORT) \
+	    --server.fileWatcherType none \
 	    --browser.gatherUsageStats false </dev/null
 
 # Debian's chromium drives the real-browser tests (Playwright never downloads a browser here).
@@ -38,3 +40,15 @@ test: install browser
 
 clean-demo:
 	rm -rf $(EXPLORER_HOME)/demo
+
+# Paper 1's pre-training on a GPU (issue 10), then the bundle and paper 1's linear-probe protocol with its
+# random-init and pixel baselines. Figures: runs/mirabest-gpu/loss.csv and results/mirabest-gpu-linear.
+MIRABEST ?= ../shared/data/mirabest
+pretrain-gpu: install
+	$(PY) -m training.train --config configs/mirabest_byol_gpu.yaml --device cuda --out runs/mirabest-gpu \
+	    --data "$(MIRABEST) + sim:radio?n=30000&seed=1"
+	$(PY) -m training.embed --checkpoint runs/mirabest-gpu/best.pt --data $(MIRABEST) --device cuda \
+	    --out $(EXPLORER_HOME)/bundles/mirabest-gpu --overwrite
+	$(PY) -m training.evaluate --bundle $(EXPLORER_HOME)/bundles/mirabest-gpu --label-column fr_class \
+	    --filter "confidence == 'confident' and fr_class != 'hybrid'" --test-fraction 0.143 \
+	    --labels 36,72,145,291,437,583 --seeds 10 --head linear --device cuda --out results/mirabest-gpu-linear

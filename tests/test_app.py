@@ -196,3 +196,12 @@ def test_the_bundle_panel_flags_an_encoder_that_does_not_beat_random_init(synthe
         assert not any("random-init" in w for w in warnings)
     (table,) = [d for d in app.sidebar.dataframe if "random init" in d.value.columns]
     assert list(table.value["learned"]) == [0.71, 0.90] and copy.name in str(selectbox(app, "Bundle").value)
+
+
+def test_the_log_switch_belongs_to_its_column(bundle):
+    app = run_app()
+    selectbox(app, "Colour by").set_value("bend_angle_deg").run()
+    app.sidebar.toggle[0].set_value(True).run()
+    selectbox(app, "Colour by").set_value("ra").run()
+    assert_no_exception(app)
+    assert app.sidebar.toggle[0].value is False  # RA is not drawn on a log scale because bend angle was

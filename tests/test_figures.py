@@ -163,3 +163,29 @@ def test_gallery_escapes_text_and_marks_the_query(explorer_bundle):
     assert html.count("<figure") == 2 and html.count('class="query"') == 1
     assert "&lt;query&amp;1&gt;" in html and "<query&1>" not in html
     assert "cos 0.912" in html and html.count("data:image/png;base64,") == 2
+
+
+def test_blank_categories_are_drawn_and_hovered_as_missing_not_as_a_nameless_class(synthetic_bundle):
+    from explorer.core.bundle import load_bundle
+
+    bundle = load_bundle(synthetic_bundle)
+    bundle.catalog = bundle.catalog.copy()
+    bundle.catalog.loc[:9, "morphology"] = ["", "  "] * 5
+    figure = MapFigure(bundle).figure(MapStyle(colour_by="morphology"))
+    names = [t["name"] for t in figure["data"]]
+    assert not any(n.startswith("(") and not n.startswith("(missing)") for n in names), names
+    assert any(n.startswith("(missing) (10") for n in names), names
+    assert "morphology: (missing)" in MapFigure(bundle).hovertext[0]
+
+
+def test_hover_lists_the_catalogues_properties_not_every_heads_predictions(synthetic_bundle):
+    from explorer.core.bundle import load_bundle
+
+    bundle = load_bundle(synthetic_bundle)
+    bundle.catalog = bundle.catalog.assign(head_a_class="FRI", head_a_probability=0.9)
+    before = MapFigure(bundle)
+    bundle.prediction_columns = ["head_a_class", "head_a_probability"]
+    after = MapFigure(bundle)
+    assert "head_a_class" in before.hovertext[0] and "head_a_class" not in after.hovertext[0]
+    assert "head_a_probability" in before.hovertemplate and "head_a_probability" not in after.hovertemplate
+    assert after.hovertemplate.count("<br>") == before.hovertemplate.count("<br>") - 1

@@ -92,7 +92,7 @@ def test_a_new_position_is_fetched_embedded_and_placed(bundle, skyview):
 def test_no_fetch_without_a_provider_and_no_coverage_is_reported(bundle, skyview):
     _, provider = skyview
     coord, _ = _outside_bundle(bundle)
-    with pytest.raises(InputError, match=r"no catalogue source within 10\" \(nearest: .*\); choose a survey"):
+    with pytest.raises(InputError, match=r"no catalogue source within 10″ \(nearest: .*[″′°]\); choose a survey"):
         query_by_coordinates(bundle, coord, None, K)
     with pytest.raises(InputError, match="^no coverage at this position in SkyView"):
         query_by_coordinates(bundle, SkyCoord(0.5, -60, unit="deg"), provider, K)

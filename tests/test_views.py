@@ -127,3 +127,9 @@ def test_the_representation_check_reads_the_bundles_comparison_and_names_what_ra
     assert "k-NN, training monitor" in warning and "R² of log size" not in warning
     assert views.representation_check({}) == (None, None)
     assert views.representation_check({"baselines": {**quality["baselines"], "not_beaten": []}})[1] is None
+
+
+def test_the_detail_panel_gives_positions_to_a_micro_degree(explorer_bundle):
+    table = views.properties_table(explorer_bundle, 3).set_index("property")
+    ra = explorer_bundle.catalog["ra"].iloc[3]
+    assert table.loc["ra", "value"] == f"{ra:.6f}" and abs(float(table.loc["ra", "value"]) - ra) < 1e-6

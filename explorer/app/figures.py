@@ -21,6 +21,8 @@ import pandas as pd
 from matplotlib.path import Path as Polygon
 from plotly.colors import qualitative
 
+from explorer.core.bundle import is_missing
+
 ROW, RA, DEC = 0, 1, 2          # leading customdata columns; numeric properties follow
 MAX_CATEGORIES = 12             # more distinct values than this are folded into "other"
 CATEGORY_COLOURS = qualitative.T10 + qualitative.Pastel
@@ -163,6 +165,8 @@ class MapFigure:
         self.uirevision = str(bundle.path)
         self.numeric = [c for c in bundle.property_columns if is_numeric(catalog[c])]
         self.categorical = [c for c in bundle.property_columns if c not in self.numeric]
+        # hover lists the catalogue's own properties: heads' prediction columns would add lines with every head
+        self.hovered = [c for c in bundle.property_columns if c not in bundle.prediction_columns]
         self.units = {c: bundle.column_unit(c) for c in catalog.columns}
         self.density = DensityGrid(self.xy, bins) if len(catalog) >= density_from_n else None
         if self.density is None:
@@ -175,6 +179,8 @@ class MapFigure:
         self.customdata, self.hovertext = self._point_data(self.drawn)
         lines = ["%{hovertext}", f"RA %{{customdata[{RA}]:.5f}}°  Dec %{{customdata[{DEC}]:+.5f}}°"]
         for i, column in enumerate(self.numeric, start=DEC + 1):
+            if column not in self.hovered:
+                continue
             unit = f" {self.units[column]}" if self.units[column] else ""
             lines.append(f"{column} = %{{customdata[{i}]:.4~g}}{unit}")
         self.hovertemplate = "<br>".join(lines) + "<extra></extra>"
@@ -192,7 +198,7 @@ class MapFigure:
             [np.asarray(rows, dtype=np.float32)]
             + [picked[c].to_numpy(dtype=np.float32, na_value=np.nan) for c in ("ra", "dec", *self.numeric)]
         ).astype(np.float32)
-        return customdata, _hover_text(picked, self.categorical)
+        return customdata, _hover_text(picked, [c for c in self.categorical if c in self.hovered])
 
     def figure(self, style: MapStyle, overlays: tuple[Overlay, ...] = (), *, height: int = 620) -> dict:
         traces = self.colour_traces(style) + [self._overlay_trace(o, style) for o in overlays if o.rows]
@@ -252,7 +258,7 @@ class MapFigure:
         return traces
 
     def _categorical_traces(self, series: pd.Series, style: MapStyle) -> list[dict]:
-        labels = series.astype("string").fillna("(missing)").to_numpy(dtype=object)
+        labels = category_labels(series)
         counts = pd.Series(labels).value_counts(sort=True)
         kept = list(counts.index[:MAX_CATEGORIES]) if len(counts) > MAX_CATEGORIES else list(counts.index)
         if len(counts) > len(kept):
@@ -336,5 +342,10 @@ def _hover_text(catalog: pd.DataFrame, categorical: list[str]) -> np.ndarray:
     """Per point: the id in bold, then every non-numeric property (numbers go through customdata)."""
     text = "<b>" + catalog["id"].astype(str) + "</b>"
     for column in categorical:
-        text = text + f"<br>{column}: " + catalog[column].astype("string").fillna("(missing)")
+        text = text + f"<br>{column}: " + category_labels(catalog[column])
     return text.to_numpy(dtype=object)
+
+
+def category_labels(series: pd.Series) -> np.ndarray:
+    """A categorical column as text, with missing values and blank text both shown as "(missing)"."""
+    return np.where(is_missing(series), "(missing)", series.astype("string").fillna("").to_numpy(dtype=object))

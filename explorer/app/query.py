@@ -29,7 +29,8 @@ from explorer.core.encoder import embed
 from explorer.core.errors import InputError
 from explorer.core.preprocess import as_nchw, preprocess, to_thumbnails
 from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map
-from explorer.app.views import MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, nearest_source, neighbour_table
+from explorer.app.views import (MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, format_separation, nearest_source,
+                                neighbour_table)
 from explorer.core.surveys import FIRST
 
 
@@ -141,7 +142,8 @@ def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcse
         return QueryResult(vector, neighbours, xy, "catalogue", coord, match,
                            timings={"match": matched - start, "search": time.perf_counter() - matched})
     if provider is None:
-        raise InputError(f"no catalogue source within {radius_arcsec:g}\" (nearest: {match.separation_arcsec:.1f}\"); "
+        raise InputError(f"no catalogue source within {radius_arcsec:g}″ (nearest: "
+                         f"{format_separation(match.separation_arcsec)}); "
                          "choose a survey to fetch a cutout from")
     size_arcsec, pixels = cutout_geometry(bundle)
     image, wcs = provider.cutout(coord, size_arcsec, pixels)

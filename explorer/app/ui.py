@@ -130,7 +130,7 @@ def _style_controls(bundle: Bundle) -> MapStyle:
                              key=f"sidebar.colour.{bundle.path}")
     log_scale = False
     if colour_by is not None and is_numeric(catalog[colour_by]):
-        log_scale = st.toggle("log₁₀ colour scale", key="sidebar.log",
+        log_scale = st.toggle("log₁₀ colour scale", key=f"sidebar.log.{colour_by}",  # one switch per column
                               help="Sources with values ≤ 0 or missing are drawn in grey and counted in the legend.")
     point_size = st.slider("Point size", 1.0, 12.0, 4.0 if bundle.n <= 20_000 else 2.0, 0.5, key="sidebar.size")
     opacity = st.slider("Opacity", 0.1, 1.0, 0.8, 0.05, key="sidebar.opacity")

@@ -90,9 +90,11 @@ def properties_table(bundle, row: int) -> pd.DataFrame:
     record = bundle.catalog.iloc[int(row)]
     names = ["id", "ra", "dec", *bundle.property_columns]
     units = {"ra": "deg", "dec": "deg"}
+    # positions to 1e-6 deg (0.0036″), as catalogues quote them; 6 significant digits would be 3.6″ in RA
     return pd.DataFrame({
         "property": names,
-        "value": [_format_value(record[n]) for n in names],
+        "value": [f"{record[n]:.6f}" if n in ("ra", "dec") and np.isfinite(record[n]) else _format_value(record[n])
+                  for n in names],
         "unit": [units.get(n) or bundle.column_unit(n) for n in names],
     })
 

@@ -162,6 +162,7 @@ class Bundle:
     thumbnails: np.ndarray          # memory-mapped
     index: faiss.Index
     notes: list[str] = field(default_factory=list)   # repairs made when the bundle was opened
+    prediction_columns: list[str] = field(default_factory=list)  # columns appended from heads' sidecars
     _encoder: object = field(default=None, repr=False)
 
     @property
@@ -325,6 +326,7 @@ def _append_predictions(b: Bundle) -> None:
         extra = extra.drop(columns=[c for c in extra.columns if c in b.catalog.columns and c in ("id", "ra", "dec")])
         b.catalog = pd.concat([b.catalog.drop(columns=[c for c in extra.columns if c in b.catalog.columns]),
                                extra.reset_index(drop=True)], axis=1)
+        b.prediction_columns += [c for c in extra.columns if c not in b.prediction_columns]
         meta = table.with_suffix(".json")
         if meta.is_file():
             columns = read_json(meta).get("columns", {})
@@ -432,3 +434,11 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def is_missing(series: pd.Series) -> np.ndarray:
+    """Unlabelled cells: missing values and empty or blank text."""
+    missing = series.isna().to_numpy(dtype=bool)
+    if not pd.api.types.is_numeric_dtype(series):
+        missing = missing | series.astype("string").str.strip().fillna("").eq("").to_numpy(dtype=bool)
+    return missing

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from explorer.core.atomic import atomic_directory, atomic_path, write_json
-from explorer.core.bundle import PREDICTIONS_DIR
+from explorer.core.bundle import PREDICTIONS_DIR, is_missing
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError
 
@@ -149,14 +149,6 @@ def detect_task_kind(series: pd.Series) -> str:
     """Numeric columns are regression targets; anything else (text, categories, booleans) is classes."""
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     return "regression" if numeric else "classification"
-
-
-def is_missing(series: pd.Series) -> np.ndarray:
-    """Unlabelled cells: missing values and empty or blank text."""
-    missing = series.isna().to_numpy(dtype=bool)
-    if not pd.api.types.is_numeric_dtype(series):
-        missing = missing | series.astype("string").str.strip().fillna("").eq("").to_numpy(dtype=bool)
-    return missing
 
 
 def label_set(catalog: pd.DataFrame, column: str, *, kind: str = "auto", log: bool = False,
