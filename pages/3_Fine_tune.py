@@ -53,6 +53,8 @@ def job_panel() -> None:
         return
     if job.state == "done":
         st.session_state.pop(JOB_KEY)
+        for key in [k for k in st.session_state if str(k).startswith(("finetune.name.", "finetune.replace"))]:
+            del st.session_state[key]  # the name form proposes the next free name, and replacing is asked again
         st.session_state[SHOWN_KEY] = job.name
         flash(f"Trained **{job.name}**: its predictions are now colour-by columns in the sidebar.")
         st.rerun()
@@ -69,9 +71,7 @@ if FLASH_KEY in st.session_state:
 # ----------------------------------------------------------------------------- train
 st.subheader("Train a head")
 columns = bundle.property_columns
-has_user_labels = labels.USER_LABEL_COLUMN in columns and bundle.catalog[labels.USER_LABEL_COLUMN].notna().any()
-default = labels.USER_LABEL_COLUMN if has_user_labels else \
-    next((c for c in columns if heads.detect_task_kind(bundle.catalog[c]) == "classification"), columns[0])
+default = heads.default_label_column(bundle.catalog, preferred=labels.USER_LABEL_COLUMN)  # one that can train
 left, right = st.columns(2)
 column = left.selectbox("Label column", columns, index=columns.index(default), key="finetune.column",
                         help="Only sources with a value in this column train and test the head.")
@@ -106,10 +106,14 @@ if label_set is not None:
                        help=None if can_finetune else f"Fine-tuning the encoder is unavailable: {why_not}.")
     devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
     device = c.selectbox("Device", devices, key="finetune.device")
-    if pool < 2:
-        st.error(f"Only {pool} label(s) remain for training; label more sources or hold out fewer.")
+    fewest = len(label_set.task.classes) if task == "classification" else 2  # a label of each class
+    if pool <= fewest:
+        st.error(f"Only {pool} label(s) remain for training, and a head needs more than {fewest} "
+                 f"({'one of each class' if task == 'classification' else 'two at least'}); label more sources or "
+                 "hold out fewer.")
     else:
-        budget = st.slider("Label budget (stratified random)", 2, pool, min(pool, 145), key="finetune.budget",
+        budget = st.slider("Label budget (stratified random)", fewest, pool, min(pool, max(145, fewest)),
+                           key="finetune.budget",
                            help="How many of the remaining labels train the head; the learning curve uses fewer.")
         epochs, stages = 0, 1
         if head == "finetune":
@@ -117,13 +121,18 @@ if label_set is not None:
             epochs = e.number_input("Epochs", 1, 1000, 30, key="finetune.epochs", help="Paper 1 used 300.")
             stages = s.slider("Unfrozen ResNet stages", 0, 5, 1, key="finetune.stages",
                               help="The last n stages train, with layer-wise lr decay 0.75 from the head.")
-        name = st.text_input("Head name", f"{column}_{head}", key=f"finetune.name.{column}.{head}",
-                             help="Prefix of the new colour columns, e.g. NAME_class / NAME_prob.")
+        name = st.text_input("Head name", heads.free_name(bundle.path, f"{column}_{head}"),
+                             key=f"finetune.name.{column}.{head}",
+                             help="Prefix of the new colour columns, e.g. NAME_class / NAME_prob. A new head gets a "
+                                  "new name (…_2, …_3); an existing one is replaced only when you say so.")
+        replace = heads.head_exists(bundle.path, name) and st.checkbox(
+            f"Replace the saved head **{name}** and its colour columns", key="finetune.replace")
         running = JOB_KEY in st.session_state and not st.session_state[JOB_KEY].finished
         if st.button("Train", type="primary", disabled=running, icon=":material/model_training:", key="finetune.train"):
-            spec = heads.HeadSpec(column, name, head, task, log, budget, test_fraction, device=device)
+            spec = heads.HeadSpec(column, name, head, task, log, budget, test_fraction, device=device,
+                                  replace=bool(replace))
             try:
-                heads.check_name(name)
+                heads.check_new_name(bundle.path, name, replace=spec.replace)
                 start(spec, int(epochs), int(stages))
             except InputError as e:
                 st.error(str(e), icon=":material/error:")

@@ -122,7 +122,8 @@ def test_bad_input_on_the_page_is_a_message(bundle_path):
     assert not app.exception and "use a letter then letters" in app.error[0].value
     app.selectbox(key="finetune.column").set_value("flux_mjy").run()
     app.radio(key="finetune.task.flux_mjy").set_value("classification").run()
-    assert not app.exception  # a numeric column read as classes is allowed (many classes)
+    assert not app.exception  # a numeric column read as classes: more classes than labels, said plainly
+    assert "a head needs more than" in app.error[0].value
 
 
 def test_fine_tuning_the_encoder_runs_as_a_subprocess_from_the_page(tmp_path, monkeypatch):
@@ -137,3 +138,49 @@ def test_fine_tuning_the_encoder_runs_as_a_subprocess_from_the_page(tmp_path, mo
     no_exception(app)
     assert "morphology_finetune_class" in colour_options(app)
     assert (path / "jobs" / "morphology_finetune.json").is_file()
+
+
+def test_a_second_head_gets_a_new_name_and_an_existing_one_is_replaced_only_when_asked(bundle_path):
+    app = open_page()
+    app.slider(key="finetune.budget").set_value(60)
+    app.button(key="finetune.train").click().run()
+    wait_for_job(app)
+    first = load_bundle(bundle_path).catalog["morphology_linear_prob"].copy()
+    # the form now proposes a versioned name: training again cannot lose the first head
+    assert app.text_input(key="finetune.name.morphology.linear").value == "morphology_linear_2"
+    app.text_input(key="finetune.name.morphology.linear").input("morphology_linear").run()
+    app.button(key="finetune.train").click().run()
+    assert not app.exception and "already exists (linear on morphology, held-out accuracy" in app.error[0].value
+    np.testing.assert_array_equal(load_bundle(bundle_path).catalog["morphology_linear_prob"], first)
+    app.checkbox(key="finetune.replace").check().run()
+    app.slider(key="finetune.budget").set_value(10)
+    app.button(key="finetune.train").click().run()
+    wait_for_job(app)
+    no_exception(app)
+    assert not np.array_equal(load_bundle(bundle_path).catalog["morphology_linear_prob"], first)
+
+
+def test_the_budget_covers_every_class_and_the_default_column_can_train(bundle_path):
+    bundle = load_bundle(bundle_path)
+    labels.assign(bundle, [1, 2, 3], "only-one-class")  # user labels with one class cannot train a classifier
+    app = open_page()
+    no_exception(app)
+    assert app.selectbox(key="finetune.column").value == "morphology"
+    classes = load_bundle(bundle_path).catalog["morphology"].nunique()
+    assert app.slider(key="finetune.budget").min == classes
+    from explorer.core.errors import InputError
+    from explorer.core.heads import HeadSpec, prepare
+
+    with pytest.raises(InputError, match=f"cannot include each of the {classes} classes"):
+        prepare(load_bundle(bundle_path).catalog, HeadSpec("morphology", "m", budget=classes - 1))
+
+
+def test_cancelling_a_fine_tune_process_says_cancelled(tmp_path):
+    import sys
+
+    from explorer.app.jobs import ProcessJob
+
+    job = ProcessJob([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path, "slow")
+    job.cancel()
+    job.wait(30)
+    assert job.finished and job.state == "cancelled" and job.message.startswith("cancelled") and not job.error

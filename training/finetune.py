@@ -36,7 +36,7 @@ from explorer.core.bundle import Bundle, load_bundle, sha256_file
 from explorer.core.encoder import build_encoder, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
 from explorer.core.jobfile import JobFile
-from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_name, loss_function, outputs_for,
+from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_new_name, loss_function, outputs_for,
                             prepare, publish, score)
 from explorer.core.preprocess import Preprocessing, encoder_input, preprocess
 from training.augment import AugmentConfig, augment
@@ -243,7 +243,7 @@ def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.M
 def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe, *, checkpoint=None,
                  cancel: threading.Event | None = None, progress: bool = True) -> dict:
     """Fine-tune (or train from scratch), score on the held-out labels, and publish into the bundle."""
-    check_name(spec.name)
+    check_new_name(bundle_path, spec.name, replace=spec.replace)
     job = JobFile(bundle_path, spec.name)
     job.update(state="loading", message="reading labels and images")
     try:
@@ -316,12 +316,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint", help="training run or checkpoint.pt (checked against the bundle's sha256)")
     parser.add_argument("--supervised", action="store_true", help="train from scratch (the supervised baseline)")
+    parser.add_argument("--replace", action="store_true", help="replace a saved head of the same name")
     add_task_arguments(parser)
     args = parser.parse_args(argv)
     spec = HeadSpec(column=args.label_column, name=args.out_name, head="supervised" if args.supervised else "finetune",
                     task=args.task, log=args.log, budget=args.labels, test_fraction=args.test_fraction, seed=args.seed,
                     device=args.device, weighted=not args.no_class_weights, loss=args.loss, alpha=args.alpha,
-                    curve_points=0)
+                    curve_points=0, replace=args.replace)
     cancel = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     try:

@@ -82,6 +82,8 @@ def finetune_command(bundle_path: str | Path, spec: HeadSpec, *, epochs: int, st
         command.append("--log")
     if not spec.weighted:
         command.append("--no-class-weights")
+    if spec.replace:
+        command.append("--replace")
     return command
 
 
@@ -98,6 +100,7 @@ class ProcessJob:
             self._process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL)
         self.state, self.fraction, self.message, self.error, self.result = "running", 0.0, "starting", "", None
+        self._cancelled = False
 
     def poll(self) -> None:
         """Refresh the state from the progress file and the process."""
@@ -111,6 +114,8 @@ class ProcessJob:
             self.state = progress.state
             self.error = progress.message if progress.state == "failed" else ""
             self.result = progress.metrics if progress.state == "done" else None
+        elif self._cancelled:  # stopped by the Cancel button before it could say so itself
+            self.state, self.message = "cancelled", "cancelled; nothing was written"
         else:  # it died before saying why: show the end of its output
             self.state, self.error = "failed", f"fine-tuning stopped (exit status {returncode}): {self._log_tail()}"
 
@@ -123,6 +128,7 @@ class ProcessJob:
 
     def cancel(self) -> None:
         if self._process.poll() is None:
+            self._cancelled = True
             self._process.terminate()
 
     def wait(self, timeout: float | None = None) -> None:

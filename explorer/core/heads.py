@@ -656,6 +656,32 @@ def saved_heads(bundle_path: str | Path) -> list[dict]:
     return [head_metadata(bundle_path, p.parent.name) for p in folders]
 
 
+def head_exists(bundle_path: str | Path, name: str) -> bool:
+    return (Path(bundle_path) / HEADS_DIR / name / HEAD_META).is_file()
+
+
+def free_name(bundle_path: str | Path, base: str) -> str:
+    """``base``, or ``base_2``, ``base_3``... : the first name no saved head has (new heads are versioned)."""
+    name, version = base, 1
+    while head_exists(bundle_path, name):
+        version += 1
+        name = f"{base}_{version}"
+    return name
+
+
+def check_new_name(bundle_path: str | Path, name: str, *, replace: bool = False) -> str:
+    """A valid head name that is free, or whose head the user chose to replace."""
+    check_name(name)
+    if head_exists(bundle_path, name) and not replace:
+        meta = head_metadata(bundle_path, name)
+        metrics = meta.get("metrics") or {}
+        scored = f", held-out accuracy {metrics['accuracy']:.1%}" if "accuracy" in metrics else \
+            (f", held-out RMSE {metrics['rmse']:.4g}" if "rmse" in metrics else "")
+        raise InputError(f"a head named {name!r} already exists ({meta['kind']} on {meta['task']['column']}{scored}); "
+                         f"choose another name, or replace it deliberately")
+    return name
+
+
 def load_head(bundle_path: str | Path, name: str, *, device: str = "cpu") -> FrozenHead:
     """Rebuild a saved frozen head (linear, mlp or knn) from its safetensors and JSON."""
     from safetensors.torch import load_file
@@ -700,6 +726,7 @@ class HeadSpec:
     alpha: float = 1.0
     curve_points: int = 5           # label counts of the learning curve (0: none)
     curve_seeds: int = 3
+    replace: bool = False           # overwrite a saved head of the same name (never silently)
 
 
 @dataclass
@@ -730,6 +757,10 @@ def prepare(catalog: pd.DataFrame, spec: HeadSpec, unit: str = "") -> Split:
     labels = label_set(catalog, spec.column, kind=spec.task, log=spec.log, unit=unit)
     pool, test = split_labels(labels, spec.test_fraction, spec.split_seed)
     budget = len(pool) if spec.budget is None else int(spec.budget)
+    classes = len(labels.task.classes)
+    if labels.task.kind == "classification" and budget < classes:
+        raise InputError(f"a budget of {budget} label(s) cannot include each of the {classes} classes of "
+                         f"{spec.column!r}; use at least {classes}")
     return Split(labels, pool, test, budget_subset(labels, pool, budget, spec.seed))
 
 
@@ -756,7 +787,7 @@ def train_frozen_head(bundle, spec: HeadSpec, *, on_progress: Callable[[float, s
                       cancel: threading.Event | None = None) -> HeadReport:
     """Train a linear / MLP / k-NN head on a bundle's embeddings, score it on held-out labels, draw a
     quick learning curve, and write its predictions for every source and the head into the bundle."""
-    check_name(spec.name)
+    check_new_name(bundle.path, spec.name, replace=spec.replace)
     split = prepare(bundle.catalog, spec, bundle.column_unit(spec.column))
     labels, features = split.labels, np.asarray(bundle.embeddings, dtype=np.float32)
     report = on_progress or (lambda fraction, message: None)
@@ -803,3 +834,19 @@ def predictions_export(catalog: pd.DataFrame, meta: dict) -> pd.DataFrame:
     """id, ra, dec, the label column and a head's prediction columns: the page's CSV / VOTable download."""
     columns = ["id", "ra", "dec", meta["task"]["column"], *meta["columns"]]
     return catalog[[c for c in dict.fromkeys(columns) if c in catalog.columns]]
+
+
+def default_label_column(catalog: pd.DataFrame, preferred: str | None = None) -> str | None:
+    """The column a head can train on first: ``preferred`` (the user's own labels) when it has two classes,
+    else the first categorical column with two labelled classes, else the first numeric one with two values."""
+    def trainable(column: str) -> bool:
+        try:
+            label_set(catalog, column)
+            return True
+        except InputError:
+            return False
+
+    columns = [c for c in catalog.columns if c not in ("id", "ra", "dec")]
+    categorical = [c for c in columns if detect_task_kind(catalog[c]) == "classification"]
+    ordered = ([preferred] if preferred in columns else []) + categorical + [c for c in columns if c not in categorical]
+    return next((c for c in ordered if trainable(c)), columns[0] if columns else None)
