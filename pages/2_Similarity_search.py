@@ -79,6 +79,14 @@ if match is not None:
         st.warning(f"No catalogue source within the match radius; the nearest, {nearest_id}, is {separation} away. "
                    f"Searching with the cutout from {result.origin}.", icon=":material/location_off:")
 
+if result.unlike_the_bundle:
+    st.warning(f"This query is unlike anything in **{bundle.name}**: its best match is less similar to it than "
+               f"{100 - result.typicality:.1f} % of the bundle's sources are to their own nearest neighbour. "
+               "Treat the matches below with care (another survey, band or resolution?).",
+               icon=":material/travel_explore:")
+elif result.typicality is not None and not result.used_catalogue_source:
+    st.caption(f"Typicality: its best match is as similar as a source at the {result.typicality:.0f}th percentile "
+               "of the bundle's own nearest-neighbour similarities.")
 query_column, result_column = st.columns([1, 3])
 with query_column:
     if result.used_catalogue_source:

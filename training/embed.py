@@ -35,12 +35,12 @@ from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import ArgumentParser, InputError, cli_entry
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
 from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
-from explorer.core.search import build_index, place_on_map
+from explorer.core.search import ANOMALY_K, PERCENTILES, build_index, neighbourhood, place_on_map
 from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
 from training.dataset import open_cutouts, row_zero_points
 from training.options import checked, limited
-from training.quality import baseline_report, compare_with_baselines, map_organisation
+from training.quality import SIZE_COLUMNS, baseline_report, compare_with_baselines, map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
 BASE_COLUMNS = {c: {"unit": KNOWN_COLUMNS[c][0], "description": KNOWN_COLUMNS[c][1]} for c in ("id", "ra", "dec")}
@@ -230,6 +230,27 @@ def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, 
                             progress=progress)
 
 
+def derived_columns(catalog: pd.DataFrame, embeddings, index, index_info: dict, config, quality: dict,
+                    progress: bool) -> dict:
+    """Columns every bundle gets at build: ``anomaly_knn`` (1 - mean cosine similarity to the 10 nearest
+    other sources) and, with a size column, ``extends_past_crop`` (the source is larger than the crop the
+    encoder and the thumbnails see). The catalogue's nearest-neighbour similarities go into
+    ``quality["neighbourhood"]``, which out-of-sample queries are compared with. Returns the columns' metadata."""
+    nearest, anomaly = neighbourhood(index, embeddings, info=index_info, progress=progress)
+    quality["neighbourhood"] = {"k": ANOMALY_K, "nearest_similarity_percentiles":
+                                np.percentile(nearest, PERCENTILES).round(6).tolist()}
+    added = {"anomaly_knn": {"unit": "", "description": f"1 - mean cosine similarity to the {ANOMALY_K} nearest other "
+                                                        "sources in embedding space: high for the odd ones out"}}
+    catalog["anomaly_knn"] = anomaly
+    crop_arcsec = config.preprocessing.crop_pixels * config.data.pixel_scale_arcsec
+    size = next((c for c in SIZE_COLUMNS if c in catalog.columns and pd.api.types.is_numeric_dtype(catalog[c])), None)
+    if size is not None:
+        catalog["extends_past_crop"] = (catalog[size] > crop_arcsec).to_numpy()
+        added["extends_past_crop"] = {"unit": "", "description": f"{size} is larger than the {crop_arcsec:g}″ crop the "
+                                                                  "encoder and the thumbnails see: emission is cut"}
+    return added
+
+
 def _baselines(embeddings, catalog: pd.DataFrame, data_spec: str, config, state: dict, shards: int) -> dict | None:
     """The learned embeddings beside a random-init encoder and the pixels (training.quality.compare_with_baselines),
     on the cutouts the shard step read from the cache; a sharded build has no single cache to read."""
@@ -287,6 +308,7 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         index, index_info = build_index(embeddings, seed=config.seed, progress=progress)
         stages.update()
         quality = map_organisation(embeddings, map_xy, catalog, seed=config.seed)
+        derived = derived_columns(catalog, embeddings, index, index_info, config, quality, progress)
         if baselines:
             compared = _baselines(embeddings, catalog, first["data"], config, state, count)
             if compared:
@@ -312,7 +334,7 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
             thumbnails={"pixels": int(thumbnails.shape[1]), "stretch": "asinh", "softening": ASINH_SOFTENING,
                         "colormap": COLORMAP},
             columns={**BASE_COLUMNS, **{c: first["columns"].get(c, {"unit": "", "description": ""})
-                                        for c in catalog.columns if c not in BASE_COLUMNS}},
+                                        for c in catalog.columns if c not in BASE_COLUMNS}, **derived},
             quality=quality,
         )
         path = write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,

@@ -28,7 +28,7 @@ from astropy.wcs import WCS
 from explorer.core.encoder import embed
 from explorer.core.errors import InputError
 from explorer.core.preprocess import as_nchw, preprocess, to_thumbnails
-from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map
+from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map, typicality
 from explorer.app.views import (MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, format_separation, nearest_source,
                                 neighbour_table)
 from explorer.core.surveys import FIRST
@@ -46,10 +46,27 @@ class QueryResult:
     image: np.ndarray | None = None     # the cutout that was embedded (None: a stored embedding was used)
     wcs: WCS | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    typicality: float | None = None     # percentile of the best similarity among the catalogue's own (None: unknown)
 
     @property
     def used_catalogue_source(self) -> bool:
         return self.origin == "catalogue"
+
+    @property
+    def unlike_the_bundle(self) -> bool:
+        """An out-of-sample query less similar to its best match than 99 % of sources are to theirs."""
+        return self.typicality is not None and self.typicality < OUT_OF_DISTRIBUTION_PERCENTILE
+
+
+OUT_OF_DISTRIBUTION_PERCENTILE = 1.0
+
+
+def query_typicality(bundle, neighbours: Neighbours) -> float | None:
+    """Where a query's best similarity falls among the catalogue sources' nearest-neighbour similarities."""
+    percentiles = (bundle.manifest.quality.get("neighbourhood") or {}).get("nearest_similarity_percentiles")
+    if not percentiles or not len(neighbours.similarity):
+        return None
+    return typicality(float(neighbours.similarity.max()), percentiles)
 
 
 def pixel_scale_arcsec(bundle) -> float:
@@ -120,7 +137,8 @@ def query_by_image(bundle, image: np.ndarray, k: int, *, wcs: WCS | None = None,
     neighbours, xy = _search(bundle, vector, k, exclude_row=None, dedup_arcsec=dedup_arcsec, position=position)
     timings = {"embed": embedded - start, "search": time.perf_counter() - embedded}
     match = nearest_source(_catalog_coords(bundle), position) if position is not None else None
-    return QueryResult(vector, neighbours, xy, "image", position, match, np.asarray(image), wcs, timings)
+    return QueryResult(vector, neighbours, xy, "image", position, match, np.asarray(image), wcs, timings,
+                       typicality=query_typicality(bundle, neighbours))
 
 
 def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcsec: float = MATCH_RADIUS_ARCSEC, *,

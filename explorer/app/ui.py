@@ -204,6 +204,9 @@ def neighbour_controls(prefix: str) -> tuple[int, float | None]:
 def source_panel(bundle: Bundle, row: int) -> None:
     """A source's thumbnail and properties."""
     st.image(to_rgb(bundle.thumbnails[row]), caption=str(bundle.catalog["id"].iat[row]), width="stretch")
+    cut = views.crop_note(bundle, row)
+    if cut:
+        st.warning(cut, icon=":material/crop:")
     st.dataframe(views.properties_table(bundle, row), hide_index=True, width="stretch")
 
 

@@ -99,6 +99,15 @@ def properties_table(bundle, row: int) -> pd.DataFrame:
     })
 
 
+def crop_note(bundle, row: int) -> str | None:
+    """A warning when the source is larger than the crop its thumbnail and embedding were made from."""
+    if "extends_past_crop" not in bundle.catalog.columns or not bool(bundle.catalog["extends_past_crop"].iat[row]):
+        return None
+    crop_arcsec = bundle.preprocessing().crop_pixels * bundle.manifest.data.pixel_scale_arcsec
+    return (f"This source is larger than the {crop_arcsec:g}″ crop the encoder saw: its outer emission is cut from "
+            "the thumbnail and the embedding, so its neighbours may match only its centre.")
+
+
 def _format_value(value) -> str:
     if isinstance(value, (float, np.floating)):
         return "—" if not np.isfinite(value) else f"{value:.6g}"

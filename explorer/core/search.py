@@ -303,3 +303,34 @@ def place_on_map(map_xy: np.ndarray, rows: np.ndarray, similarity: np.ndarray) -
     w = np.clip(np.asarray(similarity, dtype=np.float64), 1e-6, None)
     xy = np.asarray(map_xy)[np.asarray(rows)]
     return (xy * w[..., None]).sum(axis=-2) / w.sum(axis=-1)[..., None]
+
+
+ANOMALY_K = 10
+PERCENTILES = np.arange(101)
+
+
+def neighbourhood(index: faiss.Index, embeddings: np.ndarray, *, info: dict | None = None, k: int = ANOMALY_K,
+                  batch: int = 8192, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per source, through the bundle's index: (cosine similarity to its nearest *other* source, anomaly score
+    = 1 - the mean similarity to its k nearest others). The odd ones out (Astronomaly's use) score highest."""
+    from tqdm.auto import tqdm
+
+    n = len(embeddings)
+    nearest, anomaly = np.empty(n, np.float32), np.empty(n, np.float32)
+    for start in tqdm(range(0, n, batch), desc="neighbourhoods", unit="batch", disable=not progress):
+        rows = np.arange(start, min(start + batch, n))
+        sims, found = search_vectors(index, np.asarray(embeddings[rows]), k + 1, info=info, embeddings=embeddings)
+        others = (found != rows[:, None]) & (found >= 0)
+        # keep the k best others of each row (the row itself is usually first, but not always: duplicates)
+        order = np.argsort(~others, axis=1, kind="stable")[:, :k]
+        sims = np.take_along_axis(np.where(others, sims, np.nan), order, axis=1)
+        nearest[rows] = sims[:, 0]
+        anomaly[rows] = 1.0 - np.nanmean(sims, axis=1)
+    return nearest, anomaly
+
+
+def typicality(similarity: float, nearest_percentiles) -> float:
+    """The percentile of a query's best similarity among the catalogue sources' own nearest-neighbour
+    similarities: near 0 means the query is less like anything in the bundle than almost every source is."""
+    values = np.asarray(nearest_percentiles, dtype=np.float64)
+    return float(np.interp(similarity, values, PERCENTILES[:len(values)], left=0.0, right=100.0))
