@@ -110,3 +110,11 @@ def test_a_monitored_run_logs_scores_keeps_its_best_and_trains_exactly_as_an_unm
     assert best["history"][-1]["linear"] == max(log["linear"].iloc[1:])
     unmonitored = pd.read_csv(tmp_path / "p" / LOSS_LOG)
     assert "knn" in unmonitored and unmonitored["knn"].isna().all() or "knn" not in unmonitored
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / BASELINES).write_text("{}")  # all that a run killed during its first epoch leaves behind
+    train(tiny_recipe(), "sim:radio?n=40&seed=3", run, device="cpu", progress=False)
+    assert load_checkpoint(run)["epoch"] == 2 and json.loads((run / BASELINES).read_text())["random init"]

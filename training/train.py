@@ -81,7 +81,8 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
     say = print if procs.is_main else (lambda *args: None)
     ckpt_path = run_dir / CHECKPOINT
     if not ckpt_path.exists():  # a new run: never into a folder that holds something else
-        check_output_folder(run_dir, "training run", lambda p: (p / CHECKPOINT).exists())
+        # a run killed before its first checkpoint has left only its own baselines: start it again
+        check_output_folder(run_dir, "training run", lambda p: (p / CHECKPOINT).exists() or (p / BASELINES).exists())
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resumed is not None:
