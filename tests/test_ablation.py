@@ -43,6 +43,8 @@ def test_a_tiny_grid_runs_resumes_and_summarises(tmp_path):
     assert list(summary["variant"]) == ["plain", "wide-crop"] and (summary["steps"] == 3).all()
     assert summary[["linear_final", "knn_random_init", "linear_pixels"]].notna().all().all()
     assert (tmp_path / "runs" / "monitor.png").read_bytes()[:4] == b"\x89PNG"
+    table = (tmp_path / "runs" / "summary.md").read_text()
+    assert "| plain | 3 |" in table and "| wide-crop | 3 |" in table and table.count("\n") == 4
     again = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert again.stdout.count("already trained for 1 epochs") == 2
 

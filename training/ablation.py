@@ -5,8 +5,8 @@
 A grid names a base recipe, the data, and variants; each variant overrides parts of the recipe
 (nested keys, as in the YAML) and may replace the data spec. Every variant is an ordinary
 ``training.train`` run in ``<OUT>/<variant>``, so a rerun resumes it and skips the finished ones.
-Outputs: ``summary.csv`` (each variant's final and best monitored scores, its optimiser steps and
-training time, beside the random-init encoder and the pixels of the same run) and ``monitor.png``
+Outputs: ``summary.csv`` and ``summary.md`` (each variant's final and best monitored scores, its optimiser
+steps and training time, beside the random-init encoder and the pixels of the same run) and ``monitor.png``
 (linear-probe and k-NN scores against optimiser steps).
 """
 from __future__ import annotations
@@ -76,6 +76,25 @@ def summarise_run(name: str, run_dir: Path) -> dict | None:
     return row
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The summary as a Markdown table: each run's scores at its end (and best) beside its own random-init
+    encoder and pixels (they differ with the input size)."""
+    lines = ["| variant | steps | minutes | linear: final / best | random init | pixels | k-NN: final / best | "
+             "random init | pixels | effective rank |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def cell(value):
+        return "-" if value is None or value != value else f"{value:.3f}"
+
+    for r in rows:
+        scores = []
+        for kind in ("linear", "knn"):
+            scores += [f"{cell(r.get(kind + '_final'))} / {cell(r.get(kind + '_best'))}",
+                       cell(r.get(f"{kind}_random_init")), cell(r.get(f"{kind}_pixels"))]
+        rank = f"{r['effective_rank_final']:.0f}" if "effective_rank_final" in r else "-"
+        lines.append(f"| {r['variant']} | {r['steps']:,} | {r['minutes']:.1f} | " + " | ".join(scores) + f" | {rank} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(runs: dict[str, Path], out: Path) -> None:
     import matplotlib
 
@@ -135,6 +154,8 @@ def main(argv=None):
     rows = [r for r in (summarise_run(n, out / n) for n in variants) if r]
     with atomic_path(out / "summary.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(markdown_table(rows))
     plot({n: out / n for n in variants}, out / "monitor.png")
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"summary: {out / 'summary.csv'}")
