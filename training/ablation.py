@@ -104,7 +104,7 @@ def plot(runs: dict[str, Path], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), dpi=110, sharey=True)
     for ax, kind in zip(axes, ("linear", "knn")):
         reference = None
-        for name, run_dir in runs.items():
+        for i, (name, run_dir) in enumerate(runs.items()):
             if not (run_dir / LOSS_LOG).is_file():
                 continue
             log = pd.read_csv(run_dir / LOSS_LOG)
@@ -112,7 +112,7 @@ def plot(runs: dict[str, Path], out: Path) -> None:
                 continue
             points = log.dropna(subset=[kind])
             steps = points["step"].fillna(0) if "step" in points else points["epoch"]
-            ax.plot(steps, points[kind], marker=".", label=name)
+            ax.plot(steps, points[kind], marker="os^vD<>"[i % 7], markersize=4, color=plt.cm.tab20(i % 20), label=name)
             if reference is None and (run_dir / BASELINES).is_file():
                 reference = json.loads((run_dir / BASELINES).read_text())
         for baseline, style in (("random init", "--"), ("pixels", ":")):

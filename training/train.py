@@ -40,6 +40,7 @@ CHECKPOINT = "checkpoint.pt"
 BEST_CHECKPOINT = "best.pt"
 LOSS_LOG = "loss.csv"
 BASELINES = "baselines.json"
+LEFTOVERS = {BASELINES, LOSS_LOG, BEST_CHECKPOINT}  # what a run writes before (or beside) its checkpoint
 
 
 def load_checkpoint(run_dir: str | Path) -> dict:
@@ -81,8 +82,8 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
     say = print if procs.is_main else (lambda *args: None)
     ckpt_path = run_dir / CHECKPOINT
     if not ckpt_path.exists():  # a new run: never into a folder that holds something else
-        # a run killed before its first checkpoint has left only its own baselines: start it again
-        check_output_folder(run_dir, "training run", lambda p: (p / CHECKPOINT).exists() or (p / BASELINES).exists())
+        # a run killed before its first checkpoint leaves only its own files: start it again over them
+        check_output_folder(run_dir, "training run", lambda p: {f.name for f in p.iterdir()} <= LEFTOVERS, overwrite=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     resumed = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resumed is not None:
