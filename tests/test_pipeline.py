@@ -163,3 +163,12 @@ def test_queries_from_another_survey_are_less_typical_than_new_simulated_sources
     assert 20 < typical < 80 and not any(r.unlike_the_bundle for r in simulated)
     assert np.median([r.typicality for r in real]) < typical / 2
     assert sum(r.unlike_the_bundle for r in real) >= 2
+
+
+def test_the_demo_build_reports_its_map_and_its_baselines(small_demo):
+    from training.demo import quality_lines
+
+    lines = quality_lines(small_demo["bundle"])
+    assert lines[0].startswith("log_size_r2_from_map (las_arcsec):") and "vs chance" in lines[0]
+    assert any(line.startswith("representation quality") for line in lines)
+    assert any(line.startswith("monitor_linear (morphology)") for line in lines)

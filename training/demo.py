@@ -73,15 +73,17 @@ def main(argv=None):
         print(f"demo bundle ready: {bundle}")
         return
     timing = ", ".join(f"{k} {v:.0f}s" for k, v in result["seconds"].items())
-    quality = json.loads((Path(bundle) / "manifest.json").read_text()).get("quality", {})
     print(f"demo bundle built: {bundle} ({timing})")
-    for name, q in quality.items():
-        if name != "baselines":
-            print(f"  {name} ({q['column']}): {q['score']:.3f} vs chance {q['chance']:.3f} on {q['held_out']} "
-                  "held-out sources")
-    for line in baseline_report(quality.get("baselines", {})):
+    for line in quality_lines(bundle):
         print(f"  {line}")
 
+
+def quality_lines(bundle: Path) -> list[str]:
+    """What a freshly built bundle's manifest says about its map, and the learned encoder beside the baselines."""
+    quality = json.loads((Path(bundle) / "manifest.json").read_text()).get("quality", {})
+    lines = [f"{name} ({q['column']}): {q['score']:.3f} vs chance {q['chance']:.3f} on {q['held_out']} held-out sources"
+             for name, q in quality.items() if "score" in q]  # the map scores (baselines, neighbourhood: below / none)
+    return lines + baseline_report(quality.get("baselines", {}))
 
 if __name__ == "__main__":
     main()

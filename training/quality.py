@@ -135,7 +135,7 @@ def organisation(features: np.ndarray, catalog: pd.DataFrame, seed: int = 0) -> 
     return map_organisation(features, map_xy, catalog, seed=seed)
 
 
-BASELINE_SOURCES = 2000  # sources the bundle's baseline comparison is scored on (three maps are fitted)
+BASELINE_SOURCES = 1000  # sources the bundle's baseline comparison is scored on (three maps are fitted)
 
 
 def compare_with_baselines(embeddings: np.ndarray, images: np.ndarray, catalog: pd.DataFrame, params,
