@@ -41,8 +41,7 @@ from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, 
 from training.quality import encoder_features, pixel_features, random_init_encoder
 
 METHODS = (*HEAD_KINDS, "finetune")
-BASELINE_HEADS = {f"{baseline} {kind}": (baseline.replace("random-init", "random init"), kind)
-                  for baseline in ("random-init", "pixels") for kind in HEAD_KINDS}
+BASELINE_HEADS = {f"{baseline} {kind}": (baseline, kind) for baseline in ("random-init", "pixels") for kind in HEAD_KINDS}
 CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
 SUMMARY_METRICS = {"classification": ("error", "accuracy"), "regression": ("rmse", "mae", "r2", "intrinsic_scatter")}
 
@@ -69,8 +68,8 @@ class HeldOut:
 
 def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | None, *, need_images: bool,
                       device) -> HeldOut:
-    # the images are kept (with the rotation margin) for fine-tuning and for the baselines' features
-    """Labelled sources of another data spec, encoded with the bundle's encoder, classes mapped to the bundle's."""
+    """Labelled sources of another data spec, encoded with the bundle's encoder, classes mapped to the bundle's;
+    their images are kept (with the rotation margin) for fine-tuning and for the baselines' features."""
     data = load_data(spec, pixels=bundle.manifest.data.pixels, pixel_scale_arcsec=bundle.manifest.data.pixel_scale_arcsec)
     labels = label_set(data.catalog, task.column, kind=task.kind, log=task.log,
                        candidates=filter_rows(data.catalog, expression))
