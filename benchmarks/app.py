@@ -79,8 +79,8 @@ NEIGHBOUR_HEADING = ("() => ([...document.querySelectorAll('h3')].map(h => h.inn
 PLOT_AREA = """() => { const plot = document.querySelector('.js-plotly-plot'), s = plot._fullLayout._size,
   box = plot.getBoundingClientRect(); return {left: box.left + s.l, top: box.top + s.t, width: s.w, height: s.h}; }"""
 # Keep the range of the next box selection, in data coordinates, as plotly reports it.
-RECORD_BOX = """() => document.querySelector('.js-plotly-plot').on('plotly_selected', e => {
-  if (e && e.range) window.lastBox = {x0: e.range.x[0], x1: e.range.x[1], y0: e.range.y[0], y1: e.range.y[1]}; })"""
+RECORD_BOX = """() => { window.lastBox = undefined; document.querySelector('.js-plotly-plot').on('plotly_selected', e => {
+  if (e && e.range) window.lastBox = {x0: e.range.x[0], x1: e.range.x[1], y0: e.range.y[0], y1: e.range.y[1]}; }); }"""
 AXIS_RANGES = "() => { const l = document.querySelector('.js-plotly-plot')._fullLayout; return [l.xaxis.range, l.yaxis.range]; }"
 # Milliseconds from now until plotly has applied the next zoom and a frame has been painted.
 WATCH_ZOOM = """() => { const plot = document.querySelector('.js-plotly-plot'); window.zoomedAt = undefined;
@@ -287,9 +287,10 @@ def settle(page) -> None:
     page.wait_for_timeout(300)
 
 
-def drag(page, dragmode: str, low: float, high: float) -> float:
+def drag(page, dragmode: str, low: float, high: float, *, restore: bool = True) -> tuple[float, str]:
     """Drag the mouse across the plot area, from ``low`` to ``high`` of its width and height, in a drag mode
-    (then back to the chart's own, under which a click selects a point); returns when the button was released."""
+    (then, with ``restore``, back to the chart's own, under which a click selects a point); returns when the button
+    was released, and the chart's own drag mode."""
     previous = page.evaluate(f"() => {{ const plot = document.querySelector('.js-plotly-plot'), mode = "
                              f"plot._fullLayout.dragmode; Plotly.relayout(plot, {{dragmode: '{dragmode}'}}); return mode; }}")
     area = page.evaluate(PLOT_AREA)
@@ -299,8 +300,13 @@ def drag(page, dragmode: str, low: float, high: float) -> float:
     page.mouse.move(*corners[1], steps=8)
     page.mouse.up()
     released = time.perf_counter()
-    page.evaluate(f"() => Plotly.relayout(document.querySelector('.js-plotly-plot'), {{dragmode: '{previous}'}})")
-    return released
+    if restore:
+        restore_dragmode(page, previous)
+    return released, previous
+
+
+def restore_dragmode(page, mode: str) -> None:
+    page.evaluate(f"() => Plotly.relayout(document.querySelector('.js-plotly-plot'), {{dragmode: '{mode}'}})")
 
 
 def zoom(page) -> float:
@@ -315,16 +321,24 @@ def box_select(page, bundle) -> dict:
     """Drag a box over the middle of the visible map; time until the page lists the selection."""
     settle(page)
     page.evaluate(RECORD_BOX)
-    start = drag(page, "select", 0.3, 0.6)
-    heading = page.get_by_text(re.compile(r"^Selection: [\d,]+ sources$"))
-    heading.wait_for(timeout=PAINT_TIMEOUT_MS)
-    elapsed = (time.perf_counter() - start) * 1000
-    # Under load plotly may report the selection more than once while the box settles; the page's last
-    # rerun answers the box it finally reported (window.lastBox), so read the heading once the script is idle.
-    page.wait_for_function(SCRIPT_IDLE, timeout=PAINT_TIMEOUT_MS, polling=20)
-    listed = int(heading.inner_text().split()[1].replace(",", ""))
+    # the drag mode is restored only once the page has answered: a relayout while the selection travels to
+    # the server can change what it receives
+    start, previous = drag(page, "select", 0.3, 0.6, restore=False)
+    page.wait_for_function("() => window.lastBox !== undefined", timeout=PAINT_TIMEOUT_MS)
     box = page.evaluate("() => window.lastBox")
     inside = rows_in_box(bundle.map_xy, (box["x0"], box["x1"]), (box["y0"], box["y1"]))
+    # Under load plotly may report the selection more than once while the box settles, and the page reruns
+    # for each: wait for the list of the box it finally reported (or time out and report what is shown).
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_text(f"Selection: {len(inside):,} sources", exact=True).wait_for(timeout=PAINT_TIMEOUT_MS)
+    except PlaywrightTimeout:  # the page never listed that box: the caller sees the mismatch below
+        pass
+    elapsed = (time.perf_counter() - start) * 1000
+    heading = page.get_by_text(re.compile(r"^Selection: [\d,]+ sources$"))
+    listed = int(heading.inner_text().split()[1].replace(",", ""))
+    restore_dragmode(page, previous)
     return {"box_ms": elapsed, "box_listed": listed, "box_inside": len(inside)}
 
 
