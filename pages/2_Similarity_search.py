@@ -1,9 +1,11 @@
-"""Similarity search: an object name, sky coordinates or an uploaded FITS cutout -> the most similar sources."""
+"""Similarity search: an object name, sky coordinates, an uploaded FITS cutout or several examples -> the most
+similar sources."""
+import numpy as np
 import streamlit as st
 
 from explorer.app import query, ui, views
 from explorer.core.errors import InputError
-from explorer.app.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
+from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
 from explorer.app.images import GalleryItem, to_rgb
 from explorer.core.sky.coords import EXAMPLES, FRAMES
 from explorer.core.sky.cutouts import provider_for
@@ -11,6 +13,7 @@ from explorer.core.sky.names import position_of
 from explorer.core.sky.upload import DEFAULT_MAX_BYTES, read_uploaded_fits
 
 NO_FETCH = "catalogue only (no cutout)"
+MODES = ["Name or coordinates", "Upload a FITS cutout", "Several examples"]
 
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
@@ -22,9 +25,11 @@ def cutout_provider(survey: str):
 
 
 st.markdown(f"#### Similarity search — {bundle.name}")
-mode = st.segmented_control("Query", ["Name or coordinates", "Upload a FITS cutout"], default="Name or coordinates",
-                            key="search.mode")
+ui.filter_note(context)
+st.session_state.setdefault("search.mode", MODES[0])
+mode = st.segmented_control("Query", MODES, key="search.mode") or MODES[0]
 k, dedup_arcsec = ui.neighbour_controls("search")
+allowed = context.keep
 
 result = None
 try:
@@ -39,8 +44,24 @@ try:
         image, wcs = read_uploaded_fits(uploaded.getvalue(), uploaded.name, expected_pixel_scale_arcsec=scale,
                                         resample=resample)
         with st.spinner("Embedding the cutout…"):
-            result = query.query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec)
+            result = query.query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec, allowed=allowed)
         title = uploaded.name
+    elif mode == "Several examples":
+        chosen = ui.examples(loaded)
+        ids = bundle.catalog["id"].astype(str)
+        left, right = st.columns(2)
+        positive = left.multiselect("Positive examples", chosen.positive, default=chosen.positive,
+                                    format_func=lambda r: ids.iat[r], key=f"search.positive.{len(chosen.positive)}")
+        negative = right.multiselect("Negative examples", chosen.negative, default=chosen.negative,
+                                     format_func=lambda r: ids.iat[r], key=f"search.negative.{len(chosen.negative)}")
+        chosen.positive[:], chosen.negative[:] = positive, negative  # removing a chip removes the example
+        if not positive:
+            st.info("Add examples from the Explore page: click a source (or select a group) and press "
+                    "\"Positive example\" or \"Negative example\". The query is the mean of the positives' "
+                    "embeddings minus the mean of the negatives'.", icon=":material/playlist_add:")
+            st.stop()
+        result = query.query_by_examples(bundle, positive, negative, k, dedup_arcsec=dedup_arcsec, allowed=allowed)
+        title = f"{len(positive)} positive" + (f", {len(negative)} negative" if negative else "")
     else:
         position_column, frame_column, radius_column = st.columns([3, 1, 1])
         text = position_column.text_input("Object name or sky position", key="search.position",
@@ -60,7 +81,8 @@ try:
         st.caption(f"Query position {views.format_position(position)}")
         provider = cutout_provider(surveys[fetch]) if fetch != NO_FETCH else None
         with st.spinner("Searching…"):
-            result = query.query_by_coordinates(bundle, position, provider, k, radius, dedup_arcsec=dedup_arcsec)
+            result = query.query_by_coordinates(bundle, position, provider, k, radius, dedup_arcsec=dedup_arcsec,
+                                                allowed=allowed)
         title = text.strip()
 except InputError as e:
     st.error(str(e), icon=":material/error:")
@@ -84,41 +106,50 @@ if result.unlike_the_bundle:
                f"{100 - result.typicality:.1f} % of the bundle's sources are to their own nearest neighbour. "
                "Treat the matches below with care (another survey, band or resolution?).",
                icon=":material/travel_explore:")
-elif result.typicality is not None and not result.used_catalogue_source:
+elif result.typicality is not None and result.image is not None:
     st.caption(f"Typicality: its best match is as similar as a source at the {result.typicality:.0f}th percentile "
                "of the bundle's own nearest-neighbour similarities.")
 query_column, result_column = st.columns([1, 3])
 with query_column:
     if result.used_catalogue_source:
-        ui.source_panel(bundle, match.row)
+        ui.source_panel(bundle, match.row, context.display)
         if st.button("Show on the map", icon=":material/scatter_plot:"):
             ui.focus_on_source(loaded, match.row)
             st.switch_page(ui.EXPLORE_PAGE)
         thumbnail, title = bundle.thumbnails[match.row], str(bundle.catalog["id"].iat[match.row])
+    elif result.image is None:  # several examples: their median look
+        thumbnail = np.median(np.asarray(bundle.thumbnails[np.sort(positive)], dtype=np.float32), axis=0).astype(np.uint8)
+        st.image(to_rgb(thumbnail, context.display), caption=f"median of the {len(positive)} positives", width="stretch")
     else:
         thumbnail = query.query_thumbnail(bundle, result.image)
-        st.image(to_rgb(thumbnail), caption=f"query cutout ({result.origin})", width="stretch")
+        st.image(to_rgb(thumbnail, context.display), caption=f"query cutout ({result.origin})", width="stretch")
     x, y = result.map_xy
     st.caption(f"Placed on the map at ({x:.2f}, {y:.2f}): the similarity-weighted mean of its neighbours.")
 with result_column:
     found = len(result.neighbours.rows)
     st.subheader(f"{found} most similar sources")
     note = f" Duplicates within {dedup_arcsec:g}″ merged." if dedup_arcsec else ""
-    st.caption(f"Cosine similarity in the full {bundle.dim}-d embedding space.{note}")
-    st.html(views.neighbour_gallery(bundle, GalleryItem(thumbnail, title, ("query",), highlight=True), result.neighbours))
+    among = " Among the filtered sources only." if context.row_filter else ""
+    st.caption(f"Cosine similarity in the full {bundle.dim}-d embedding space.{note}{among} "
+               "Click a thumbnail to explore from that source.")
+    ui.gallery(loaded, views.neighbour_gallery(bundle, GalleryItem(thumbnail, title, ("query",), highlight=True),
+                                               result.neighbours, context.display),
+               key="search.gallery", switch_to_explore=True)
     table = query.result_table(bundle, result)
     ui.export_buttons(bundle, lambda: table, "similar_sources", key="search.results")
     link = st.column_config.LinkColumn
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={"simbad": link("SIMBAD", display_text="SIMBAD"), "ned": link("NED", display_text="NED"),
-                                "legacy_survey": link("Legacy Survey", display_text="viewer")})
+                 column_config={name: link(title, display_text=title) for name, title in query.LINK_TITLES.items()})
 
 st.subheader("On the map")
 neighbour_rows = tuple(int(r) for r in result.neighbours.rows)
 if result.used_catalogue_source:
-    figure = loaded.map.figure(context.style, focus_overlays(match.row, neighbour_rows), height=480)
+    figure = loaded.map.figure(context.style, focus_overlays(match.row, neighbour_rows), height=480,
+                               row_filter=context.row_filter)
 else:
+    examples = (Overlay("examples", tuple(positive), "diamond", FOCUS_COLOUR, 3.0),) if result.image is None else ()
     figure = loaded.map.figure(context.style, (Overlay("nearest neighbours", neighbour_rows, "circle-open",
-                                                       NEIGHBOUR_COLOUR, 2.6),), height=480)
+                                                       NEIGHBOUR_COLOUR, 2.6), *examples), height=480,
+                               row_filter=context.row_filter)
     figure["data"].append(placed_query_trace(result.map_xy))
 st.plotly_chart(figure, key="search.map", config={"displaylogo": False, "scrollZoom": True})

@@ -14,8 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.app import ui, views
+from tests.app_helpers import galleries
 from explorer.core.bundle import load_bundle
-from explorer.app.figures import ROW, is_numeric
+from explorer.app.figures import ROW
+from explorer.core.filters import is_numeric
 from explorer.core.search import neighbours_of_row
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -42,7 +44,7 @@ def assert_no_exception(app):
 
 
 def map_traces(app) -> list[dict]:
-    (chart,) = app.get("plotly_chart")
+    chart = next(c for c in app.get("plotly_chart") if "explore.map" in c.proto.id)
     return json.loads(chart.proto.spec)["data"]
 
 
@@ -107,10 +109,10 @@ def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
     assert_no_exception(app)
     expected = neighbours_of_row(bundle, row, k)
     expected_ids = bundle.catalog["id"].iloc[expected.rows].tolist()
-    (gallery,) = app.html
-    assert gallery.value.count("<figure") == k + 1
+    (gallery,) = galleries(app)
+    assert gallery.count("<figure") == k + 1
     for source_id, similarity in zip(expected_ids, expected.similarity):
-        assert source_id in gallery.value and f"cos {similarity:.3f}" in gallery.value
+        assert source_id in gallery and f"cos {similarity:.3f}" in gallery
     traces = {t["name"]: t for t in map_traces(app)}
     assert trace_rows(traces["selected source"]).tolist() == [row]
     assert trace_rows(traces["nearest neighbours"]).tolist() == expected.rows.tolist()
@@ -118,7 +120,7 @@ def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
     assert f"{k} nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
 
     app.slider(key="explore.k").set_value(5).run()  # k is adjustable
-    assert app.html[0].value.count("<figure") == 6
+    assert galleries(app)[0].count("<figure") == 6
     app.toggle(key="explore.dedup").set_value(True).run()
     assert_no_exception(app)
     assert any("duplicates within 30″ merged" in c.value for c in app.caption)
@@ -130,7 +132,7 @@ def test_a_box_selection_shows_a_capped_gallery_and_a_download(bundle):
     app = run_app(state={ui.FOCUS_KEY: focus})
     assert_no_exception(app)
     assert app.subheader[0].value == f"Selection: {len(rows)} sources"
-    assert app.html[0].value.count("<figure") == views.SELECTION_GALLERY_CAP
+    assert galleries(app)[0].count("<figure") == views.SELECTION_GALLERY_CAP
     assert any(f"first {views.SELECTION_GALLERY_CAP} of {len(rows)}" in c.value for c in app.caption)
     assert app.get("download_button")
     assert not any(t["name"] == "selected source" for t in map_traces(app))

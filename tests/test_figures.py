@@ -175,7 +175,7 @@ def test_blank_categories_are_drawn_and_hovered_as_missing_not_as_a_nameless_cla
     names = [t["name"] for t in figure["data"]]
     assert not any(n.startswith("(") and not n.startswith("(missing)") for n in names), names
     assert any(n.startswith("(missing) (10") for n in names), names
-    assert "morphology: (missing)" in MapFigure(bundle).hovertext[0]
+    assert "morphology: (missing)" in MapFigure(bundle).full.hovertext[0]
 
 
 def test_hover_lists_the_catalogues_properties_not_every_heads_predictions(synthetic_bundle):
@@ -186,6 +186,6 @@ def test_hover_lists_the_catalogues_properties_not_every_heads_predictions(synth
     before = MapFigure(bundle)
     bundle.prediction_columns = ["head_a_class", "head_a_probability"]
     after = MapFigure(bundle)
-    assert "head_a_class" in before.hovertext[0] and "head_a_class" not in after.hovertext[0]
+    assert "head_a_class" in before.full.hovertext[0] and "head_a_class" not in after.full.hovertext[0]
     assert "head_a_probability" in before.hovertemplate and "head_a_probability" not in after.hovertemplate
     assert after.hovertemplate.count("<br>") == before.hovertemplate.count("<br>") - 1

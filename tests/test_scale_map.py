@@ -83,7 +83,7 @@ def test_a_density_map_draws_counts_and_a_sample_of_real_points(bundle, density_
     figure = density_map.figure(MapStyle())
     go.Figure(figure)  # plotly's own validation
     count, = heatmaps(figure)
-    np.testing.assert_array_equal(np.nan_to_num(count["customdata"]).ravel(), density_map.density.counts)
+    np.testing.assert_array_equal(np.nan_to_num(count["customdata"]).ravel(), density_map.full.density.counts)
     drawn, = points(figure)
     rows = trace_rows(drawn)
     assert len(rows) == SAMPLE and len(np.unique(rows)) == SAMPLE
@@ -97,7 +97,7 @@ def test_numeric_colour_is_the_cell_mean_on_the_points_scale(bundle, density_map
     _, mean_layer = heatmaps(figure)
     values = np.log10(bundle.catalog["las_arcsec"].to_numpy(dtype=float))
     np.testing.assert_allclose(np.nan_to_num(mean_layer["z"]).ravel(),
-                               np.nan_to_num(density_map.density.mean(values)), rtol=1e-5)
+                               np.nan_to_num(density_map.full.density.mean(values)), rtol=1e-5)
     coloured = next(t for t in points(figure) if t["marker"].get("showscale"))
     assert (coloured["marker"]["cmin"], coloured["marker"]["cmax"]) == (mean_layer["zmin"], mean_layer["zmax"])
     assert coloured["marker"]["cmin"] == pytest.approx(values.min())
@@ -109,7 +109,7 @@ def test_categorical_colour_is_the_cell_majority_with_full_catalogue_counts(bund
     assert {t["name"] for t in points(figure)} == {f"{v} ({n:,})" for v, n in counts.items()}
     assert sum(len(t["x"]) for t in points(figure)) == SAMPLE
     _, majority = heatmaps(figure)
-    occupied = density_map.density.counts > 0
+    occupied = density_map.full.density.counts > 0
     labels = np.asarray(majority["text"]).ravel()
     assert set(labels[occupied]) <= set(counts.index) and set(labels[~occupied]) == {""}
 
@@ -156,7 +156,7 @@ def test_the_app_draws_a_large_catalogue_as_density_and_lists_a_large_selection(
     bundle = load_bundle(large_bundle)
     app = AppTest.from_file(APP, default_timeout=120).run()
     assert not app.exception, [e.value for e in app.exception]
-    (chart,) = app.get("plotly_chart")
+    chart = next(c for c in app.get("plotly_chart") if "explore.map" in c.proto.id)
     types = [t["type"] for t in json.loads(chart.proto.spec)["data"]]
     assert types[:2] == ["heatmap", "heatmap"] and "scattergl" in types  # counts, majority, then sample points
     assert any("Box and lasso select every source inside" in c.value for c in app.caption)

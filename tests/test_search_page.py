@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.app import ui, views
+from tests.app_helpers import galleries
 from explorer.core.bundle import load_bundle
 from explorer.core.search import neighbours_of_row
 from tests.sky_fixtures import MIRABEST, build_mirabest_bundle, mirabest_catalog, mirabest_file
@@ -71,7 +72,7 @@ def test_typed_coordinates_find_the_catalogue_source_and_its_neighbours(bundle):
     assert_no_exception(app)
     success = app.success[0].value
     assert bundle.catalog["id"].iat[row] in success and "2.00″" in success
-    gallery = app.html[0].value
+    gallery = galleries(app)[0]
     expected = neighbours_of_row(bundle, row, views.DEFAULT_K)
     assert all(i in gallery for i in bundle.catalog["id"].iloc[expected.rows])
     labels = {b.label for b in app.get("download_button")}
@@ -94,7 +95,7 @@ def test_bad_coordinates_are_explained(bundle, typed, message):
 def test_nothing_within_the_radius_is_said_plainly(bundle):
     app = type_query(search_page(), "0.0 -80.0")
     assert_no_exception(app)
-    assert "no catalogue source within 10" in app.error[0].value and not app.html
+    assert "no catalogue source within 10" in app.error[0].value and not galleries(app)
 
 
 def test_object_names_resolve_through_sesame(bundle, server):
@@ -133,7 +134,7 @@ def test_a_position_outside_the_catalogue_is_searched_with_a_fetched_cutout(real
     app = type_query(app, typed, survey=survey)
     assert_no_exception(app)
     assert "Searching with the cutout from" in app.warning[0].value
-    assert app.html and "query" in app.html[0].value
+    assert galleries(app) and "query" in galleries(app)[0]
     assert len(app.dataframe[-1].value) == views.DEFAULT_K
     if "SkyView" in survey_label:
         assert server.hits["skyview-query"] >= 1
@@ -147,7 +148,7 @@ def test_an_uploaded_fits_cutout_is_embedded_and_searched(real_bundle):
     app.file_uploader(key="search.upload").set_value((path.name, path.read_bytes(), "application/fits"))
     app = app.run()
     assert_no_exception(app)
-    assert app.html and "query" in app.html[0].value
+    assert galleries(app) and "query" in galleries(app)[0]
     table = app.dataframe[-1].value
     assert len(table) == views.DEFAULT_K
     # drawn on the map where search placed it: the similarity-weighted mean of its neighbours' positions
@@ -170,7 +171,7 @@ def test_an_upload_that_is_not_fits_is_rejected_clearly(real_bundle):
     app.file_uploader(key="search.upload").set_value(("notes.fits", b"this is not a FITS file", "application/fits"))
     app = app.run()
     assert_no_exception(app)
-    assert "notes.fits" in app.error[0].value and not app.html
+    assert "notes.fits" in app.error[0].value and not galleries(app)
 
 
 def test_sending_results_over_samp_without_a_hub_says_so(bundle, monkeypatch, tmp_path):
@@ -180,4 +181,4 @@ def test_sending_results_over_samp_without_a_hub_says_so(bundle, monkeypatch, tm
     next(b for b in app.button if b.label.startswith("Send to TOPCAT")).click().run()
     assert_no_exception(app)
     assert app.error[0].value == "no SAMP hub is running; start TOPCAT or Aladin"
-    assert app.html  # the results stay on screen
+    assert galleries(app)  # the results stay on screen

@@ -14,6 +14,7 @@ cores are thinned. Selections still mean real sources: a click hits a drawn poin
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,8 @@ import pandas as pd
 from matplotlib.path import Path as Polygon
 from plotly.colors import qualitative
 
-from explorer.core.bundle import is_missing
+from explorer.core.bundle import MISSING_LABEL, category_labels
+from explorer.core.filters import RowFilter, is_numeric
 
 ROW, RA, DEC = 0, 1, 2          # leading customdata columns; numeric properties follow
 MAX_CATEGORIES = 12             # more distinct values than this are folded into "other"
@@ -64,10 +66,6 @@ def placed_query_trace(xy, name: str = "query (placed)") -> dict:
                 hovertemplate=f"{name}<extra></extra>")
 
 
-def is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def focus_overlays(row: int, neighbour_rows) -> tuple[Overlay, ...]:
     """The highlight for a clicked (or searched) source and its nearest neighbours."""
     return (Overlay("nearest neighbours", tuple(int(r) for r in neighbour_rows), "circle-open", NEIGHBOUR_COLOUR, 2.6),
@@ -75,7 +73,10 @@ def focus_overlays(row: int, neighbour_rows) -> tuple[Overlay, ...]:
 
 
 class DensityGrid:
-    """A square-celled 2-D histogram of the map: each source's cell, the counts, per-cell statistics."""
+    """A square-celled 2-D histogram of the map: each source's cell, the counts, per-cell statistics.
+
+    :meth:`restricted` gives the same cells over a subset of the rows (a filter), so the view does not move.
+    """
 
     def __init__(self, xy: np.ndarray, bins: int):
         low, high = xy.min(axis=0).astype(np.float64), xy.max(axis=0).astype(np.float64)
@@ -84,7 +85,18 @@ class DensityGrid:
         self.low = low
         ix, iy = self._indices(xy)
         self.cell = (iy * self.shape[1] + ix).astype(np.int64)
+        self.keep = None   # all rows
         self.counts = np.bincount(self.cell, minlength=self.shape[0] * self.shape[1])
+
+    def restricted(self, keep: np.ndarray) -> "DensityGrid":
+        """The same grid counting only the rows where ``keep`` holds."""
+        grid = copy.copy(self)
+        grid.keep = keep
+        grid.counts = np.bincount(self.cell[keep], minlength=self.counts.size)
+        return grid
+
+    def _kept(self, mask: np.ndarray) -> np.ndarray:
+        return mask if self.keep is None else mask & self.keep
 
     def _indices(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ij = np.floor((np.asarray(xy, dtype=np.float64) - self.low) / self.size).astype(np.int64)
@@ -102,14 +114,15 @@ class DensityGrid:
 
     def mean(self, values: np.ndarray) -> np.ndarray:
         """Per-cell mean of the finite values (NaN where a cell has none)."""
-        finite = np.isfinite(values)
+        finite = self._kept(np.isfinite(values))
         total = np.bincount(self.cell[finite], weights=values[finite], minlength=self.counts.size)
         n = np.bincount(self.cell[finite], minlength=self.counts.size)
         return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
     def majority(self, codes: np.ndarray, categories: int) -> np.ndarray:
         """Per-cell most frequent code in 0..categories-1."""
-        votes = np.bincount(self.cell * categories + codes, minlength=self.counts.size * categories)
+        cell, codes = (self.cell, codes) if self.keep is None else (self.cell[self.keep], codes[self.keep])
+        votes = np.bincount(cell * categories + codes, minlength=self.counts.size * categories)
         return votes.reshape(-1, categories).argmax(axis=1).astype(np.float64)
 
     def axes(self) -> dict:
@@ -154,8 +167,23 @@ def rows_in_lasso(xy: np.ndarray, xs, ys) -> np.ndarray:
     return candidates[inside]
 
 
+@dataclass
+class Shown:
+    """What the map draws of one filter: the rows kept, their density grid, the points drawn and their data."""
+    keep: np.ndarray               # bool over all rows
+    density: DensityGrid | None
+    drawn: np.ndarray              # rows drawn as points, sorted
+    position: np.ndarray           # row -> index into drawn (-1: not drawn)
+    customdata: np.ndarray         # per drawn point
+    hovertext: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.keep.sum())
+
+
 class MapFigure:
-    """The map of one bundle, as plain Plotly figure dicts."""
+    """The map of one bundle, as plain Plotly figure dicts, optionally restricted by a :class:`RowFilter`."""
 
     def __init__(self, bundle, *, max_cached_styles: int = 8, density_from_n: int = DENSITY_FROM_N,
                  sample_points: int = SAMPLE_POINTS, bins: int = DENSITY_BINS, seed: int = 0):
@@ -168,15 +196,9 @@ class MapFigure:
         # hover lists the catalogue's own properties: heads' prediction columns would add lines with every head
         self.hovered = [c for c in bundle.property_columns if c not in bundle.prediction_columns]
         self.units = {c: bundle.column_unit(c) for c in catalog.columns}
-        self.density = DensityGrid(self.xy, bins) if len(catalog) >= density_from_n else None
-        if self.density is None:
-            self.drawn = np.arange(len(catalog))
-            self._position = None
-        else:
-            self.drawn = stratified_sample(DensityGrid(self.xy, SAMPLE_BINS).cell, sample_points, seed)
-            self._position = np.full(len(catalog), -1, dtype=np.int64)
-            self._position[self.drawn] = np.arange(len(self.drawn))
-        self.customdata, self.hovertext = self._point_data(self.drawn)
+        self.sample_points, self.seed = sample_points, seed
+        self._density = DensityGrid(self.xy, bins) if len(catalog) >= density_from_n else None
+        self._sample_cells = DensityGrid(self.xy, SAMPLE_BINS).cell if self._density is not None else None
         lines = ["%{hovertext}", f"RA %{{customdata[{RA}]:.5f}}°  Dec %{{customdata[{DEC}]:+.5f}}°"]
         for i, column in enumerate(self.numeric, start=DEC + 1):
             if column not in self.hovered:
@@ -184,12 +206,40 @@ class MapFigure:
             unit = f" {self.units[column]}" if self.units[column] else ""
             lines.append(f"{column} = %{{customdata[{i}]:.4~g}}{unit}")
         self.hovertemplate = "<br>".join(lines) + "<extra></extra>"
-        self._styles: dict[MapStyle, list[dict]] = {}
-        self._max_cached_styles = max_cached_styles
+        self._max_cached = max_cached_styles
+        self._shown: dict[RowFilter, Shown] = {}
+        self._styles: dict[tuple[MapStyle, RowFilter], list[dict]] = {}
+        self.full = self.shown(RowFilter())
 
     @property
     def is_density(self) -> bool:
-        return self.density is not None
+        return self._density is not None
+
+    @property
+    def drawn(self) -> np.ndarray:
+        return self.full.drawn
+
+    def shown(self, row_filter: RowFilter) -> Shown:
+        """The map's rows under a filter (cached: a filter change at 10^6 sources costs a mask, a sample, a grid)."""
+        if row_filter not in self._shown:
+            _remember(self._shown, row_filter, self._build_shown(row_filter), self._max_cached)
+        return self._shown[row_filter]
+
+    def _build_shown(self, row_filter: RowFilter) -> Shown:
+        keep = row_filter.mask(self.catalog)
+        kept = np.flatnonzero(keep)
+        if self._density is None:
+            density, drawn = None, kept
+        else:
+            density = self._density if not row_filter else self._density.restricted(keep)
+            drawn = kept[stratified_sample(self._sample_cells[kept], self.sample_points, self.seed)]
+        position = np.full(len(self.catalog), -1, dtype=np.int64)
+        position[drawn] = np.arange(len(drawn))
+        if row_filter and self._density is None:  # every row's point data is ready to index
+            customdata, hovertext = self.full.customdata[drawn], self.full.hovertext[drawn]
+        else:
+            customdata, hovertext = self._point_data(drawn)
+        return Shown(keep, density, drawn, position, customdata, hovertext)
 
     def _point_data(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """customdata (row, ra, dec, numeric properties) and hover text of the given rows."""
@@ -200,41 +250,45 @@ class MapFigure:
         ).astype(np.float32)
         return customdata, _hover_text(picked, [c for c in self.categorical if c in self.hovered])
 
-    def figure(self, style: MapStyle, overlays: tuple[Overlay, ...] = (), *, height: int = 620) -> dict:
-        traces = self.colour_traces(style) + [self._overlay_trace(o, style) for o in overlays if o.rows]
+    def figure(self, style: MapStyle, overlays: tuple[Overlay, ...] = (), *, height: int = 620,
+               row_filter: RowFilter = RowFilter()) -> dict:
+        shown = self.shown(row_filter)
+        traces = self.colour_traces(style, row_filter) + [self._overlay_trace(o, style, shown) for o in overlays if o.rows]
         layout = dict(
             height=height, margin=dict(l=8, r=8, t=28, b=8), uirevision=self.uirevision,
-            xaxis=dict(visible=False), yaxis=dict(visible=False),
+            xaxis=dict(visible=False, range=self._range(0)), yaxis=dict(visible=False, range=self._range(1)),
             legend=dict(orientation="h", yanchor="top", y=0.0, x=0.0, itemsizing="constant"),
             hoverlabel=dict(align="left"),
         )
         return {"data": traces, "layout": layout}
 
-    def colour_traces(self, style: MapStyle) -> list[dict]:
-        """The map's points (and density layers), grouped and coloured by the style (cached per style)."""
-        if style not in self._styles:
-            if len(self._styles) >= self._max_cached_styles:
-                self._styles.pop(next(iter(self._styles)))
-            self._styles[style] = self._build_colour_traces(style)
-        return list(self._styles[style])
+    def _range(self, axis: int) -> list[float]:
+        """The whole catalogue's extent (with a margin): a filter thins the map, it does not move it."""
+        low, high = float(self.xy[:, axis].min()), float(self.xy[:, axis].max())
+        pad = 0.03 * max(high - low, 1e-9)
+        return [low - pad, high + pad]
 
-    def _build_colour_traces(self, style: MapStyle) -> list[dict]:
+    def colour_traces(self, style: MapStyle, row_filter: RowFilter = RowFilter()) -> list[dict]:
+        """The map's points (and density layers), grouped and coloured by the style (cached per style and filter)."""
+        key = (style, row_filter)
+        if key not in self._styles:
+            _remember(self._styles, key, self._build_colour_traces(style, self.shown(row_filter)), self._max_cached)
+        return list(self._styles[key])
+
+    def _build_colour_traces(self, style: MapStyle, shown: Shown) -> list[dict]:
         column = style.colour_by
         if column is not None and column not in self.catalog.columns:
             raise KeyError(f"no catalogue column {column!r}")
-        density = [self._count_layer()] if self.is_density else []
+        density = [self._count_layer(shown)] if self.is_density else []
         if column is None:
-            return density + [self._trace(self.drawn, "sources", style, color=PLAIN_COLOUR, showlegend=False)]
+            return density + [self._trace(shown.drawn, "sources", style, shown, color=PLAIN_COLOUR, showlegend=False)]
         series = self.catalog[column]
         if is_numeric(series):
-            return density + self._numeric_traces(series.to_numpy(dtype=np.float64, na_value=np.nan), column, style)
-        return density + self._categorical_traces(series, style)
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            return density + self._numeric_traces(values, column, style, shown)
+        return density + self._categorical_traces(series, style, shown)
 
-    def _drawn(self, mask: np.ndarray) -> np.ndarray:
-        """The drawn rows among those where ``mask`` (over all rows) holds."""
-        return self.drawn[mask[self.drawn]]
-
-    def _numeric_traces(self, values: np.ndarray, column: str, style: MapStyle) -> list[dict]:
+    def _numeric_traces(self, values: np.ndarray, column: str, style: MapStyle, shown: Shown) -> list[dict]:
         unit = f" [{self.units[column]}]" if self.units[column] else ""
         if style.log_scale:
             plotted = np.isfinite(values) & (values > 0)
@@ -243,59 +297,65 @@ class MapFigure:
         else:
             plotted = np.isfinite(values)
             colour, title, left_out = values, f"{column}{unit}", f"{column} missing"
-        traces, rows = [], self._drawn(plotted)
+        traces, rows = [], shown.drawn[plotted[shown.drawn]]
         scale = {"colorscale": CONTINUOUS_SCALE}
         if self.is_density and plotted.any():  # points and cells share one colour range: the whole catalogue's
             scale.update(cmin=float(colour[plotted].min()), cmax=float(colour[plotted].max()))
-            traces.append(self._cell_layer(self.density.mean(colour), scale, f"mean {title}", "%{z:.4~g}"))
+            traces.append(self._cell_layer(shown, shown.density.mean(colour), scale, f"mean {title}", "%{z:.4~g}"))
         if len(rows):
             traces.append(self._trace(
-                rows, column, style, showlegend=False, color=colour[rows].astype(np.float32), showscale=True,
+                rows, column, style, shown, showlegend=False, color=colour[rows].astype(np.float32), showscale=True,
                 colorbar=dict(title=dict(text=title, side="right"), thickness=14), **scale))
-        missing = int((~plotted).sum())
+        missing = int((~plotted & shown.keep).sum())
         if missing:  # say how many sources the colour scale cannot show, and still draw them
-            traces.insert(0, self._trace(self._drawn(~plotted), f"{left_out}: {missing:,}", style, color=MISSING_COLOUR))
+            traces.insert(0, self._trace(shown.drawn[~plotted[shown.drawn]], f"{left_out}: {missing:,}", style, shown,
+                                         color=MISSING_COLOUR))
         return traces
 
-    def _categorical_traces(self, series: pd.Series, style: MapStyle) -> list[dict]:
+    def _categorical_traces(self, series: pd.Series, style: MapStyle, shown: Shown) -> list[dict]:
         labels = category_labels(series)
-        counts = pd.Series(labels).value_counts(sort=True)
+        counts = pd.Series(labels[shown.keep]).value_counts(sort=True)
         kept = list(counts.index[:MAX_CATEGORIES]) if len(counts) > MAX_CATEGORIES else list(counts.index)
         if len(counts) > len(kept):
             other = f"other ({len(counts) - len(kept)} values)"
             labels = np.where(pd.Series(labels).isin(kept).to_numpy(), labels, other)
             kept.append(other)
         kept = sorted(kept, key=lambda v: (v.startswith("other ("), v))
-        colours = [MISSING_COLOUR if label == "(missing)" or label.startswith("other (") else
+        colours = [MISSING_COLOUR if label == MISSING_LABEL or label.startswith("other (") else
                    CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, label in enumerate(kept)]
         traces = []
-        if self.is_density:
-            codes = pd.Categorical(labels, categories=kept).codes.astype(np.int64)
-            majority = self.density.majority(codes, len(kept))
+        if self.is_density and kept:
+            codes = np.maximum(pd.Categorical(labels, categories=kept).codes, 0).astype(np.int64)
+            majority = shown.density.majority(codes, len(kept))
             steps = [[edge, colour] for i, colour in enumerate(colours) for edge in (i / len(kept), (i + 1) / len(kept))]
             names = np.asarray(kept, dtype=object)[majority.astype(np.int64)]
-            traces.append(self._cell_layer(majority, dict(colorscale=steps, cmin=-0.5, cmax=len(kept) - 0.5),
-                                           "mostly", "%{text}", text=np.where(self.density.counts > 0, names, "")))
+            traces.append(self._cell_layer(shown, majority, dict(colorscale=steps, cmin=-0.5, cmax=len(kept) - 0.5),
+                                           "mostly", "%{text}", text=np.where(shown.density.counts > 0, names, "")))
+        drawn_labels = labels[shown.drawn]
         for label, colour in zip(kept, colours):
-            members = labels == label
-            traces.append(self._trace(self._drawn(members), f"{label} ({int(members.sum()):,})", style, color=colour))
+            members = int(((labels == label) & shown.keep).sum())
+            traces.append(self._trace(shown.drawn[drawn_labels == label], f"{label} ({members:,})", style, shown,
+                                      color=colour))
         return traces
 
-    def _count_layer(self) -> dict:
+    def _count_layer(self, shown: Shown) -> dict:
         """The density image: log10 of the number of sources per cell."""
-        counts = self.density.counts
+        counts = shown.density.counts
         z = np.log10(np.maximum(counts, 1)).astype(np.float64)
-        return self._heatmap("sources per cell", z, dict(colorscale=COUNT_SCALE, cmin=0.0, cmax=float(z.max()) or 1.0),
+        return self._heatmap(shown, "sources per cell", z,
+                             dict(colorscale=COUNT_SCALE, cmin=0.0, cmax=float(z.max()) or 1.0),
                              "%{customdata:,} sources<extra></extra>", opacity=1.0)
 
-    def _cell_layer(self, per_cell: np.ndarray, scale: dict, label: str, value: str, **extra) -> dict:
+    def _cell_layer(self, shown: Shown, per_cell: np.ndarray, scale: dict, label: str, value: str, **extra) -> dict:
         """A per-cell statistic drawn over the density image, with the count in its hover."""
-        return self._heatmap(label, per_cell, scale, f"%{{customdata:,}} sources<br>{label}: {value}<extra></extra>",
+        return self._heatmap(shown, label, per_cell, scale,
+                             f"%{{customdata:,}} sources<br>{label}: {value}<extra></extra>",
                              opacity=DENSITY_OPACITY, **extra)
 
-    def _heatmap(self, name: str, per_cell: np.ndarray, scale: dict, hovertemplate: str, *, opacity: float,
+    @staticmethod
+    def _heatmap(shown: Shown, name: str, per_cell: np.ndarray, scale: dict, hovertemplate: str, *, opacity: float,
                  text: np.ndarray | None = None) -> dict:
-        grid = self.density
+        grid = shown.density
         trace = dict(type="heatmap", name=name, z=grid.grid(per_cell), customdata=grid.count_grid(),
                      colorscale=scale["colorscale"], zmin=scale.get("cmin"), zmax=scale.get("cmax"), showscale=False,
                      hoverongaps=False, hovertemplate=hovertemplate, opacity=opacity, **grid.axes())
@@ -303,31 +363,31 @@ class MapFigure:
             trace["text"] = text.reshape(grid.shape)
         return trace
 
-    def _overlay_trace(self, overlay: Overlay, style: MapStyle) -> dict:
+    def _overlay_trace(self, overlay: Overlay, style: MapStyle, shown: Shown) -> dict:
         rows = np.asarray(overlay.rows, dtype=np.int64)
         size = max(style.point_size * overlay.size_factor, 9.0)
         line = dict(width=2, color=overlay.colour) if overlay.symbol.endswith("-open") else dict(width=1, color="white")
-        return self._trace(rows, overlay.name, style, color=overlay.colour, symbol=overlay.symbol, size=size,
+        return self._trace(rows, overlay.name, style, shown, color=overlay.colour, symbol=overlay.symbol, size=size,
                            opacity=1.0, line=line)
 
-    def _trace(self, rows: np.ndarray, name: str, style: MapStyle, *, showlegend: bool = True, **marker) -> dict:
+    def _trace(self, rows: np.ndarray, name: str, style: MapStyle, shown: Shown, *, showlegend: bool = True,
+               **marker) -> dict:
         marker = {"size": style.point_size, "opacity": style.opacity, **marker}
-        if self._position is None:
-            customdata, hovertext = self.customdata[rows], self.hovertext[rows]
-        elif (self._position[rows] >= 0).all():
-            customdata, hovertext = self.customdata[self._position[rows]], self.hovertext[self._position[rows]]
-        else:  # an overlay of sources the sample does not draw
+        at = shown.position[rows]
+        if (at >= 0).all():
+            customdata, hovertext = shown.customdata[at], shown.hovertext[at]
+        else:  # an overlay of sources the map does not draw
             customdata, hovertext = self._point_data(rows)
         return dict(type="scattergl", mode="markers", name=name, showlegend=showlegend,
                     x=self.xy[rows, 0], y=self.xy[rows, 1], customdata=customdata,
                     hovertext=hovertext, hovertemplate=self.hovertemplate, marker=marker)
 
-    # ------------------------------------------------------------------ selections on a density map
+    # ------------------------------------------------------------------ selections
 
-    def selection(self, event) -> np.ndarray | None:
-        """The rows a box or lasso on a density map encloses, over the whole catalogue (not only the
-        points drawn). None when the event's own points say it all: any map below
-        ``DENSITY_FROM_N``, or a click (plotly reports clicks on drawn points only)."""
+    def selection(self, event, row_filter: RowFilter = RowFilter()) -> np.ndarray | None:
+        """The rows a box or lasso on a density map encloses, over the whole (filtered) catalogue, not only the
+        points drawn. None when the event's own points say it all: any map below ``DENSITY_FROM_N``, or a click
+        (plotly reports clicks on drawn points only)."""
         if not self.is_density:
             return None
         selection = (event or {}).get("selection", {})
@@ -335,7 +395,15 @@ class MapFigure:
         shapes += [(rows_in_lasso, s) for s in selection.get("lasso") or []]
         if not shapes:
             return None
-        return np.unique(np.concatenate([inside(self.xy, s["x"], s["y"]) for inside, s in shapes]))
+        rows = np.unique(np.concatenate([inside(self.xy, s["x"], s["y"]) for inside, s in shapes]))
+        return rows[self.shown(row_filter).keep[rows]]
+
+
+def _remember(cache: dict, key, value, limit: int) -> None:
+    """Insert into a small first-in-first-out cache."""
+    if len(cache) >= limit:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 def _hover_text(catalog: pd.DataFrame, categorical: list[str]) -> np.ndarray:
@@ -344,8 +412,3 @@ def _hover_text(catalog: pd.DataFrame, categorical: list[str]) -> np.ndarray:
     for column in categorical:
         text = text + f"<br>{column}: " + category_labels(catalog[column])
     return text.to_numpy(dtype=object)
-
-
-def category_labels(series: pd.Series) -> np.ndarray:
-    """A categorical column as text, with missing values and blank text both shown as "(missing)"."""
-    return np.where(is_missing(series), "(missing)", series.astype("string").fillna("").to_numpy(dtype=object))

@@ -9,7 +9,8 @@ positions (:func:`explorer.core.search.place_on_map`; umap's ``transform`` is fa
   stored embedding; otherwise a cutout is fetched from a provider (:mod:`explorer.core.sky.cutouts`)
   and embedded. Either way the nearest catalogue source and its separation are reported.
 - :func:`query_by_image`: an image (e.g. from :func:`explorer.core.sky.upload.read_uploaded_fits`).
-- :func:`source_links`: SIMBAD, NED and Legacy Survey viewer links for a position.
+- :func:`query_by_examples`: several catalogue sources as positives (and negatives) at once.
+- :func:`source_links`: SIMBAD, NED, Legacy Survey viewer and Aladin Lite links for a position.
 
 Nothing here imports Streamlit; pages call these functions and show the results.
 """
@@ -116,16 +117,16 @@ def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:
     return embed(bundle.encoder(), preprocess(x, params), params, progress=False)[0]
 
 
-def _search(bundle, vector: np.ndarray, k: int, *, exclude_row: int | None, dedup_arcsec: float | None,
-            position: SkyCoord | None) -> tuple[Neighbours, np.ndarray]:
+def _search(bundle, vector: np.ndarray, k: int, *, exclude_row, dedup_arcsec: float | None,
+            position: SkyCoord | None, allowed: np.ndarray | None) -> tuple[Neighbours, np.ndarray]:
     radec = (float(position.icrs.ra.deg), float(position.icrs.dec.deg)) if position is not None else None
     neighbours = neighbours_of_vector(bundle, vector, k, exclude_row=exclude_row, dedup_arcsec=dedup_arcsec,
-                                      query_radec=radec)
+                                      query_radec=radec, allowed=allowed)
     return neighbours, place_on_map(bundle.map_xy, neighbours.rows, neighbours.similarity)
 
 
 def query_by_image(bundle, image: np.ndarray, k: int, *, wcs: WCS | None = None,
-                   dedup_arcsec: float | None = None) -> QueryResult:
+                   dedup_arcsec: float | None = None, allowed: np.ndarray | None = None) -> QueryResult:
     """Neighbours of an image the bundle has never seen (an upload, a cutout)."""
     start = time.perf_counter()
     vector = embed_cutout(bundle, image)
@@ -134,7 +135,8 @@ def query_by_image(bundle, image: np.ndarray, k: int, *, wcs: WCS | None = None,
     if wcs is not None:
         height, width = np.shape(image)[-2:]
         position = wcs.pixel_to_world((width - 1) / 2, (height - 1) / 2).icrs
-    neighbours, xy = _search(bundle, vector, k, exclude_row=None, dedup_arcsec=dedup_arcsec, position=position)
+    neighbours, xy = _search(bundle, vector, k, exclude_row=None, dedup_arcsec=dedup_arcsec, position=position,
+                             allowed=allowed)
     timings = {"embed": embedded - start, "search": time.perf_counter() - embedded}
     match = nearest_source(_catalog_coords(bundle), position) if position is not None else None
     return QueryResult(vector, neighbours, xy, "image", position, match, np.asarray(image), wcs, timings,
@@ -142,7 +144,7 @@ def query_by_image(bundle, image: np.ndarray, k: int, *, wcs: WCS | None = None,
 
 
 def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcsec: float = MATCH_RADIUS_ARCSEC, *,
-                         dedup_arcsec: float | None = None) -> QueryResult:
+                         dedup_arcsec: float | None = None, allowed: np.ndarray | None = None) -> QueryResult:
     """Neighbours of whatever is at ``coord``: the catalogue source there, else a fetched cutout.
 
     ``provider`` (see :mod:`explorer.core.sky.cutouts`) is only asked when no catalogue source lies
@@ -156,7 +158,7 @@ def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcse
     if match.within_radius:
         vector = np.asarray(bundle.embeddings[match.row])
         neighbours, xy = _search(bundle, vector, k, exclude_row=match.row, dedup_arcsec=dedup_arcsec,
-                                 position=coord)
+                                 position=coord, allowed=allowed)
         return QueryResult(vector, neighbours, xy, "catalogue", coord, match,
                            timings={"match": matched - start, "search": time.perf_counter() - matched})
     if provider is None:
@@ -166,10 +168,34 @@ def query_by_coordinates(bundle, coord: SkyCoord, provider, k: int, radius_arcse
     size_arcsec, pixels = cutout_geometry(bundle)
     image, wcs = provider.cutout(coord, size_arcsec, pixels)
     fetched = time.perf_counter()
-    result = query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec)
+    result = query_by_image(bundle, image, k, wcs=wcs, dedup_arcsec=dedup_arcsec, allowed=allowed)
     result.origin, result.position, result.match = provider.name, coord, match
     result.timings = {"match": matched - start, "cutout": fetched - matched, **result.timings}
     return result
+
+
+def query_by_examples(bundle, positives, negatives=(), k: int = 12, *, dedup_arcsec: float | None = None,
+                      allowed: np.ndarray | None = None) -> QueryResult:
+    """Neighbours of several examples at once: the mean of the positives' embeddings minus the mean of the
+    negatives', normalised (how one looks for a rare class from a handful of examples). The examples
+    themselves are left out of the answer."""
+    positives, negatives = [int(r) for r in positives], [int(r) for r in negatives]
+    if not positives:
+        raise InputError("pick at least one positive example")
+    if set(positives) & set(negatives):
+        raise InputError("a source cannot be both a positive and a negative example")
+    vector = np.asarray(bundle.embeddings[np.sort(positives)], dtype=np.float32).mean(axis=0)
+    if negatives:
+        vector = vector - np.asarray(bundle.embeddings[np.sort(negatives)], dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(vector))
+    if norm < 1e-6:
+        raise InputError("the positives and negatives cancel out (their mean embeddings are the same); "
+                         "change the examples")
+    vector = vector / norm
+    start = time.perf_counter()
+    neighbours, xy = _search(bundle, vector, k, exclude_row=positives + negatives, dedup_arcsec=dedup_arcsec,
+                             position=None, allowed=allowed)
+    return QueryResult(vector, neighbours, xy, "examples", timings={"search": time.perf_counter() - start})
 
 
 _CATALOG_COORDS: dict[tuple, SkyCoord] = {}
@@ -188,7 +214,7 @@ def result_table(bundle, result: QueryResult) -> pd.DataFrame:
     """The neighbour table (rank, similarity, id, ra, dec, properties) with SIMBAD/NED/Legacy Survey links."""
     table = neighbour_table(bundle, result.neighbours)
     links = [source_links(ra, dec) for ra, dec in zip(table["ra"], table["dec"])]
-    for name in ("simbad", "ned", "legacy_survey"):
+    for name in LINKS:
         table[name] = [link[name] for link in links]
     return table
 
@@ -213,8 +239,16 @@ def legacy_survey_url(ra: float, dec: float, zoom: int = 15, layer: str = "ls-dr
         "ra": f"{ra:.6f}", "dec": f"{dec:+.6f}", "layer": layer, "zoom": zoom, "mark": f"{ra:.6f},{dec:+.6f}"})
 
 
+def aladin_url(ra: float, dec: float, fov_deg: float = 0.1, survey: str = "CDS/P/VLA/FIRST") -> str:
+    return "https://aladin.cds.unistra.fr/AladinLite/?" + urlencode({
+        "target": f"{ra:.6f} {dec:+.6f}", "fov": f"{fov_deg:g}", "survey": survey})
+
+
+LINKS = {"simbad": simbad_url, "ned": ned_url, "legacy_survey": legacy_survey_url, "aladin": aladin_url}
+LINK_TITLES = {"simbad": "SIMBAD", "ned": "NED", "legacy_survey": "Legacy Survey", "aladin": "Aladin Lite"}
+
+
 def source_links(ra: float, dec: float) -> dict[str, str]:
-    """Links to the position in SIMBAD, NED and the Legacy Survey viewer."""
-    if not (np.isfinite(ra) and np.isfinite(dec)):
-        return {"simbad": "", "ned": "", "legacy_survey": ""}
-    return {"simbad": simbad_url(ra, dec), "ned": ned_url(ra, dec), "legacy_survey": legacy_survey_url(ra, dec)}
+    """Links to the position in SIMBAD, NED, the Legacy Survey viewer and Aladin Lite (empty without a position)."""
+    finite = np.isfinite(ra) and np.isfinite(dec)
+    return {name: make(ra, dec) if finite else "" for name, make in LINKS.items()}

@@ -15,7 +15,7 @@ import pandas as pd
 from astropy.coordinates import SkyCoord
 
 from explorer.app.figures import ROW
-from explorer.app.images import GalleryItem, gallery_html
+from explorer.app.images import Display, GalleryItem, gallery_html, to_rgb
 from explorer.core.search import Neighbours, neighbours_of_row
 
 MATCH_RADIUS_ARCSEC = 10.0     # a typed position names a catalogue source this close
@@ -34,6 +34,41 @@ class Focus:
     @property
     def row(self) -> int:
         return self.rows[0]
+
+
+@dataclass
+class Trail:
+    """The walk through the latent space: every focus in turn, with back and forward like a browser's."""
+    steps: list[Focus]
+    at: int = -1
+
+    @property
+    def current(self) -> Focus | None:
+        return self.steps[self.at] if 0 <= self.at < len(self.steps) else None
+
+    @property
+    def can_go_back(self) -> bool:
+        return self.at > 0
+
+    @property
+    def can_go_forward(self) -> bool:
+        return self.at < len(self.steps) - 1
+
+    def visit(self, focus: Focus) -> None:
+        """A new focus drops the steps ahead (as a browser does); visiting the current one again changes nothing."""
+        if focus == self.current:
+            return
+        del self.steps[self.at + 1:]
+        self.steps.append(focus)
+        self.at = len(self.steps) - 1
+
+    def back(self) -> Focus | None:
+        self.at = max(self.at - 1, 0)
+        return self.current
+
+    def forward(self) -> Focus | None:
+        self.at = min(self.at + 1, len(self.steps) - 1)
+        return self.current
 
 
 def rows_from_event(event: Mapping) -> np.ndarray:
@@ -68,6 +103,12 @@ def focus_from_event(event: Mapping, bundle_path) -> Focus | None:
     dragged = bool(selection.get("box") or selection.get("lasso"))
     kind = "selection" if dragged or len(rows) > 1 else "source"
     return Focus(str(bundle_path), kind, tuple(int(r) for r in rows))
+
+
+def kept_rows(rows, keep: np.ndarray | None) -> np.ndarray:
+    """The rows the filter keeps (all of them without a filter), in their order."""
+    rows = np.asarray(rows, dtype=np.int64)
+    return rows if keep is None else rows[keep[rows]]
 
 
 def source_table(bundle, rows) -> pd.DataFrame:
@@ -108,6 +149,22 @@ def crop_note(bundle, row: int) -> str | None:
             "the thumbnail and the embedding, so its neighbours may match only its centre.")
 
 
+def enlarged(thumbnail: np.ndarray, display: Display, pixels: int = 560) -> np.ndarray:
+    """A thumbnail colour-mapped under the display and scaled up without smoothing (each pixel stays a pixel)."""
+    from PIL import Image
+
+    rgb = to_rgb(thumbnail, display)
+    factor = max(1, pixels // max(rgb.shape[:2]))
+    return np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST))
+
+
+def cutout_caption(bundle, display: Display) -> str:
+    pixels = bundle.thumbnails.shape[1]
+    scale = bundle.manifest.data.pixel_scale_arcsec * bundle.preprocessing().crop_pixels / pixels
+    how = "as built (asinh)" if display.is_bundle_default else f"{display.stretch}, {display.interval}"
+    return f"{pixels}×{pixels} px at {scale:.3g}″/px ({pixels * scale:.4g}″ across) · stretch {how} · {display.colormap}"
+
+
 def _format_value(value) -> str:
     if isinstance(value, (float, np.floating)):
         return "—" if not np.isfinite(value) else f"{value:.6g}"
@@ -123,29 +180,33 @@ class NeighbourResult:
     gallery: str           # HTML
 
 
-def neighbour_result(bundle, row: int, k: int = DEFAULT_K, *, dedup_arcsec: float | None = None) -> NeighbourResult:
-    """A source's k nearest neighbours in the full embedding space, as a table and a gallery.
+def neighbour_result(bundle, row: int, k: int = DEFAULT_K, *, dedup_arcsec: float | None = None,
+                     allowed: np.ndarray | None = None, display: Display = Display()) -> NeighbourResult:
+    """A source's k nearest neighbours in the full embedding space (among the ``allowed`` rows), as a table
+    and a gallery.
 
-    The query source leads the gallery (outlined), so the user sees what was matched.
+    The query source leads the gallery (outlined), so the user sees what was matched; every neighbour
+    tile can be clicked to walk on.
     """
-    neighbours = neighbours_of_row(bundle, row, k, dedup_arcsec=dedup_arcsec)
+    neighbours = neighbours_of_row(bundle, row, k, dedup_arcsec=dedup_arcsec, allowed=allowed)
     query = GalleryItem(bundle.thumbnails[row], str(bundle.catalog["id"].iat[row]), ("query",), highlight=True)
-    return NeighbourResult(int(row), neighbours, neighbour_table(bundle, neighbours), neighbour_gallery(bundle, query, neighbours))
+    return NeighbourResult(int(row), neighbours, neighbour_table(bundle, neighbours),
+                           neighbour_gallery(bundle, query, neighbours, display))
 
 
-def neighbour_gallery(bundle, query: GalleryItem, neighbours: Neighbours) -> str:
-    """The query tile, then one tile per neighbour captioned with its cosine similarity."""
+def neighbour_gallery(bundle, query: GalleryItem, neighbours: Neighbours, display: Display = Display()) -> str:
+    """The query tile, then one clickable tile per neighbour captioned with its cosine similarity."""
     ids = bundle.catalog["id"].iloc[neighbours.rows]  # index first: converting a 10^6-row column costs ~60 ms
-    items = [query] + [GalleryItem(bundle.thumbnails[r], str(i), (f"cos {s:.3f}",))
+    items = [query] + [GalleryItem(bundle.thumbnails[r], str(i), (f"cos {s:.3f}",), row=int(r))
                        for r, i, s in zip(neighbours.rows, ids, neighbours.similarity)]
-    return gallery_html(items)
+    return gallery_html(items, display)
 
 
-def selection_gallery(bundle, rows, cap: int = SELECTION_GALLERY_CAP) -> str:
-    """Thumbnails of the first ``cap`` selected sources."""
+def selection_gallery(bundle, rows, cap: int = SELECTION_GALLERY_CAP, display: Display = Display()) -> str:
+    """Clickable thumbnails of the first ``cap`` selected sources."""
     shown = np.asarray(rows)[:cap]
     ids = bundle.catalog["id"].iloc[shown]
-    return gallery_html([GalleryItem(bundle.thumbnails[r], str(i)) for r, i in zip(shown, ids)])
+    return gallery_html([GalleryItem(bundle.thumbnails[r], str(i), row=int(r)) for r, i in zip(shown, ids)], display)
 
 
 def catalog_coords(bundle) -> SkyCoord:

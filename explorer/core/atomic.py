@@ -19,6 +19,7 @@ the kind being written is never replaced, and one that is is replaced only when 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -214,3 +215,15 @@ def scratch_folder(beside: str | Path) -> Iterator[Path]:
         yield tmp
     finally:
         _remove(tmp)
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (created if needed): one read-modify-write at a time, across threads,
+    sessions and processes."""
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

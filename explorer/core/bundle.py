@@ -420,6 +420,22 @@ def list_bundles(root: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def is_missing(series: pd.Series) -> np.ndarray:
+    """Unlabelled cells: missing values and empty or blank text."""
+    missing = series.isna().to_numpy(dtype=bool)
+    if not pd.api.types.is_numeric_dtype(series):
+        missing = missing | series.astype("string").str.strip().fillna("").eq("").to_numpy(dtype=bool)
+    return missing
+
+
+MISSING_LABEL = "(missing)"
+
+
+def category_labels(series: pd.Series) -> np.ndarray:
+    """A categorical column as text, with missing values and blank text both shown as "(missing)"."""
+    return np.where(is_missing(series), MISSING_LABEL, series.astype("string").fillna("").to_numpy(dtype=object))
+
+
 @cli_entry
 def main(argv=None):
     """``python -m explorer.core.bundle BUNDLE...``: open each bundle and hash every file against its manifest."""
@@ -434,11 +450,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-
-
-def is_missing(series: pd.Series) -> np.ndarray:
-    """Unlabelled cells: missing values and empty or blank text."""
-    missing = series.isna().to_numpy(dtype=bool)
-    if not pd.api.types.is_numeric_dtype(series):
-        missing = missing | series.astype("string").str.strip().fillna("").eq("").to_numpy(dtype=bool)
-    return missing

@@ -12,15 +12,13 @@ sidecar), so they can colour the map and train a head like any other column.
 """
 from __future__ import annotations
 
-import fcntl
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from explorer.core.atomic import atomic_path, write_json
+from explorer.core.atomic import atomic_path, file_lock, write_json
 from explorer.core.bundle import LABELS_FILE, read_json, reading
 from explorer.core.errors import InputError
 from explorer.core.heads import is_missing, write_predictions
@@ -50,15 +48,9 @@ def read_history(bundle_path: str | Path) -> list[dict]:
     return read_json(path, list) if path.is_file() else []
 
 
-@contextmanager
 def _locked(bundle_path: str | Path):
     """Exclusive lock over the labels of one bundle (threads and processes alike)."""
-    with open(Path(bundle_path) / LOCK_FILE, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return file_lock(Path(bundle_path) / LOCK_FILE)
 
 
 def check_label(label: str) -> str:

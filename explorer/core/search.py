@@ -217,21 +217,38 @@ class Neighbours:
 
 
 def search_vectors(index: faiss.Index, queries: np.ndarray, k: int, *, info: dict | None = None,
-                   embeddings: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   embeddings: np.ndarray | None = None, allowed: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """(similarity [q, k], rows [q, k]) for L2-normalised float32 queries.
 
     When the manifest entry ``info`` asks for re-ranking (compressed codes), ``rerank_factor x k``
-    candidates are re-scored with exact cosine similarity against ``embeddings``.
+    candidates are re-scored with exact cosine similarity against ``embeddings``. ``allowed`` (bool
+    over the rows) restricts the search inside FAISS, so a filter does not cost recall.
     """
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    params = None if allowed is None else _restricted(index, allowed)
     with faiss_threads(1 if len(q) < ONE_THREAD_BELOW else None):
-        return _search(index, q, min(k, index.ntotal), (info or {}).get("rerank_factor"), embeddings)
+        return _search(index, q, min(k, index.ntotal), (info or {}).get("rerank_factor"), embeddings, params)
 
 
-def _search(index, q, k, factor, embeddings) -> tuple[np.ndarray, np.ndarray]:
+def _restricted(index: faiss.Index, allowed: np.ndarray) -> faiss.SearchParameters:
+    """Search parameters that only visit the allowed rows, keeping the index's tuned knob."""
+    selector = faiss.IDSelectorBitmap(np.packbits(np.asarray(allowed, dtype=bool), bitorder="little"))
+    if isinstance(index, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW(efSearch=index.hnsw.efSearch)
+    elif isinstance(index, faiss.IndexFlat):
+        params = faiss.SearchParameters()
+    else:
+        params = faiss.SearchParametersIVF(nprobe=faiss.extract_index_ivf(index).nprobe)
+    params.sel = selector
+    params.keep_alive = selector  # the Python object must outlive the search
+    return params
+
+
+def _search(index, q, k, factor, embeddings, params=None) -> tuple[np.ndarray, np.ndarray]:
     if not factor or embeddings is None:
-        return index.search(q, k)
-    _, candidates = index.search(q, min(k * int(factor), index.ntotal))
+        return index.search(q, k, params=params)
+    _, candidates = index.search(q, min(k * int(factor), index.ntotal), params=params)
     sims = np.full(candidates.shape, -np.inf, dtype=np.float32)
     for i in range(len(candidates)):
         rows = np.sort(candidates[i][candidates[i] >= 0])  # in file order: a memory map reads forwards
@@ -245,36 +262,67 @@ def _search(index, q, k, factor, embeddings) -> tuple[np.ndarray, np.ndarray]:
     return sims, rows
 
 
-def neighbours_of_vector(bundle, vector: np.ndarray, k: int, *, exclude_row: int | None = None,
-                         dedup_arcsec: float | None = None, query_radec: tuple[float, float] | None = None) -> Neighbours:
+def neighbours_of_vector(bundle, vector: np.ndarray, k: int, *, exclude_row=None,
+                         dedup_arcsec: float | None = None, query_radec: tuple[float, float] | None = None,
+                         allowed: np.ndarray | None = None) -> Neighbours:
     """The k most similar sources to one embedding vector.
 
-    ``exclude_row`` drops the query itself; ``dedup_arcsec`` drops neighbours lying within
-    that angle of the query or of a better neighbour (duplicate catalogue entries).
+    ``exclude_row`` (a row or several) drops the query's own sources; ``dedup_arcsec`` drops neighbours
+    lying within that angle of the query or of a better neighbour (duplicate catalogue entries);
+    ``allowed`` (bool over the rows, e.g. the explorer's filter) keeps only those rows.
     """
-    fetch = k + (1 if exclude_row is not None else 0)
+    excluded = np.atleast_1d(np.asarray([] if exclude_row is None else exclude_row, dtype=np.int64))
+    fetch = k + len(excluded)
     if dedup_arcsec:
         fetch = max(fetch * 3, fetch + 20)  # head-room for the ones de-duplication removes
-    sims, rows = search_vectors(bundle.index, vector, fetch, info=bundle.manifest.index,
-                                embeddings=bundle.embeddings)
-    sims, rows = sims[0], rows[0]
-    keep = rows >= 0
-    if exclude_row is not None:
-        keep &= rows != exclude_row
+    sims, rows = _best_matches(bundle, np.asarray(vector, dtype=np.float32).reshape(-1), fetch, allowed)
+    keep = (rows >= 0) & ~np.isin(rows, excluded)
     sims, rows = sims[keep], rows[keep]
     if dedup_arcsec:
         anchor = query_radec
-        if anchor is None and exclude_row is not None:
-            anchor = tuple(bundle.catalog.loc[exclude_row, ["ra", "dec"]])
+        if anchor is None and len(excluded) == 1:
+            anchor = tuple(bundle.catalog.loc[int(excluded[0]), ["ra", "dec"]])
         kept = deduplicate_by_separation(bundle.catalog["ra"].to_numpy()[rows], bundle.catalog["dec"].to_numpy()[rows],
                                          dedup_arcsec, anchor=anchor)
         sims, rows = sims[kept], rows[kept]
     return Neighbours(rows[:k].astype(np.int64), sims[:k].astype(np.float32))
 
 
-def neighbours_of_row(bundle, row: int, k: int, *, dedup_arcsec: float | None = None) -> Neighbours:
+EXACT_FILTERED_BELOW = 20_000   # a filter keeping fewer rows than this is searched exactly (a few ms)
+EXACT_CHUNK = 65_536
+
+
+def _best_matches(bundle, vector: np.ndarray, fetch: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(similarity [fetch], rows [fetch]) through the index; with a filter, exact over the kept rows when they are
+    few or when the index's probed lists hold too few of them."""
+    kept = None if allowed is None else np.flatnonzero(allowed)
+    if kept is None or len(kept) > EXACT_FILTERED_BELOW:
+        sims, rows = search_vectors(bundle.index, vector, fetch, info=bundle.manifest.index,
+                                    embeddings=bundle.embeddings, allowed=allowed)
+        sims, rows = sims[0], rows[0]
+        if kept is None or (rows >= 0).sum() >= min(fetch, len(kept)):
+            return sims, rows
+    return exact_among(bundle.embeddings, vector, kept, fetch)
+
+
+def exact_among(embeddings: np.ndarray, vector: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows among ``rows`` most similar to ``vector``, by brute force (read in row order, in chunks)."""
+    best_sims, best_rows = np.empty(0, np.float32), np.empty(0, np.int64)
+    for start in range(0, len(rows), EXACT_CHUNK):
+        chunk = rows[start:start + EXACT_CHUNK]
+        sims = np.asarray(embeddings[chunk], dtype=np.float32) @ vector
+        best_sims, best_rows = np.r_[best_sims, sims], np.r_[best_rows, chunk]
+        if len(best_sims) > k:
+            top = np.argpartition(-best_sims, k)[:k]
+            best_sims, best_rows = best_sims[top], best_rows[top]
+    order = np.argsort(-best_sims, kind="stable")
+    return best_sims[order], best_rows[order]
+
+
+def neighbours_of_row(bundle, row: int, k: int, *, dedup_arcsec: float | None = None,
+                      allowed: np.ndarray | None = None) -> Neighbours:
     return neighbours_of_vector(bundle, np.asarray(bundle.embeddings[row]), k, exclude_row=row,
-                                dedup_arcsec=dedup_arcsec)
+                                dedup_arcsec=dedup_arcsec, allowed=allowed)
 
 
 def deduplicate_by_separation(ra: np.ndarray, dec: np.ndarray, radius_arcsec: float,

@@ -1,0 +1,59 @@
+"""The current sources on the sky: RA/Dec over the catalogue's footprint (a Plotly figure, no Streamlit).
+
+RA grows to the left (east on the sky, as every sky chart is drawn). A catalogue that straddles
+RA = 0 is drawn wrapped at 180°, so that its footprint stays in one piece.
+"""
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import Longitude
+
+from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR
+
+FOOTPRINT_BINS = 120
+FOOTPRINT_SCALE = [[0.0, "#eef1f5"], [1.0, "#5b6b7d"]]
+MAX_MARKED = 5_000      # sources drawn as points; a bigger selection is drawn as its first MAX_MARKED
+
+
+def display_ra(ra_deg: np.ndarray) -> np.ndarray:
+    """RA in degrees, wrapped at 360° or at 180° (when that keeps the catalogue in one piece)."""
+    ra = Longitude(np.asarray(ra_deg, dtype=np.float64) * u.deg)
+    finite = np.isfinite(ra.deg)
+    if not finite.any():
+        return ra.deg
+    span_360 = np.ptp(ra.deg[finite])
+    span_180 = np.ptp(ra.wrap_at(180 * u.deg).deg[finite])
+    return ra.wrap_at(180 * u.deg).deg if span_180 < span_360 else ra.deg
+
+
+def sky_figure(bundle, rows=(), *, keep: np.ndarray | None = None, height: int = 480) -> dict:
+    """The catalogue's footprint (sources per cell; with a filter, of the filtered sources) with ``rows`` on top:
+    the first row (a clicked source) as a star, the rest (neighbours or a selection) as circles."""
+    ra = display_ra(bundle.catalog["ra"].to_numpy())
+    dec = bundle.catalog["dec"].to_numpy(dtype=np.float64)
+    inside = np.isfinite(ra) & np.isfinite(dec) & (keep if keep is not None else True)
+    traces = []
+    if inside.any():
+        counts, x_edges, y_edges = np.histogram2d(ra[inside], dec[inside], bins=FOOTPRINT_BINS)
+        z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan).T
+        traces.append(dict(type="heatmap", name="catalogue footprint", x=(x_edges[:-1] + x_edges[1:]) / 2,
+                           y=(y_edges[:-1] + y_edges[1:]) / 2, z=z, colorscale=FOOTPRINT_SCALE, showscale=False,
+                           hoverongaps=False, customdata=counts.T.astype(np.int64),
+                           hovertemplate="%{customdata:,} sources<extra>footprint</extra>"))
+    rows = np.asarray(rows, dtype=np.int64)[:MAX_MARKED]
+    ids = bundle.catalog["id"].astype(str).to_numpy()
+    for name, picked, symbol, colour, size in (("neighbours / selection", rows[1:] if len(rows) > 1 else rows[:0],
+                                                "circle-open", NEIGHBOUR_COLOUR, 9),
+                                               ("source", rows[:1], "star", FOCUS_COLOUR, 16)):
+        if len(picked):
+            traces.append(dict(type="scattergl", mode="markers", name=name, x=ra[picked], y=dec[picked],
+                               text=ids[picked], customdata=picked,
+                               marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color=colour)),
+                               hovertemplate="<b>%{text}</b><br>RA %{x:.5f}°  Dec %{y:+.5f}°<extra></extra>"))
+    layout = dict(height=height, margin=dict(l=8, r=8, t=28, b=8),
+                  xaxis=dict(title=dict(text="RA [deg]"), autorange="reversed"),
+                  yaxis=dict(title=dict(text="Dec [deg]"), scaleanchor="x",
+                             scaleratio=1 / max(np.cos(np.deg2rad(np.nanmedian(dec) if len(dec) else 0)), 0.05)),
+                  legend=dict(orientation="h", y=-0.12), uirevision=f"sky:{bundle.path}")
+    return {"data": traces, "layout": layout}
