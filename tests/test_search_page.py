@@ -89,7 +89,7 @@ def test_bad_coordinates_are_explained(bundle, typed, message):
     app = type_query(search_page(), typed)
     assert_no_exception(app)
     assert message in app.error[0].value
-    assert not app.html
+    assert not galleries(app)
 
 
 def test_nothing_within_the_radius_is_said_plainly(bundle):
