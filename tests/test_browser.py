@@ -117,3 +117,31 @@ def test_coordinate_search_in_the_browser(page, synthetic_bundle):
     page.get_by_text("out of range").wait_for(timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "search_bad_coordinates.png"), full_page=True)
+
+
+def test_walk_the_space_by_clicking_thumbnails_go_back_and_reopen_the_link(page, app_url, synthetic_bundle):
+    bundle = load_bundle(synthetic_bundle)
+    start = 42
+    start_id = bundle.catalog["id"].iat[start]
+    page.goto(f"{app_url}/?bundle={bundle.name}&source={start_id}")
+    first_caption = page.locator(".explorer-gallery figure figcaption b").first
+    page.locator(".explorer-gallery figure").nth(views.DEFAULT_K).wait_for(timeout=60_000)
+    assert first_caption.inner_text() == start_id
+    neighbour = int(neighbours_of_row(bundle, start, views.DEFAULT_K).rows[2])
+    neighbour_id = bundle.catalog["id"].iat[neighbour]
+    expect = pytest.importorskip("playwright.sync_api").expect
+    page.locator(f".explorer-gallery figure[data-row='{neighbour}']").click()
+    expect(first_caption).to_have_text(neighbour_id, timeout=30_000)
+    expected = bundle.catalog["id"].iloc[neighbours_of_row(bundle, neighbour, views.DEFAULT_K).rows].tolist()
+    captions = page.locator(".explorer-gallery figure figcaption b").all_inner_texts()
+    assert captions == [neighbour_id, *expected]
+    page.wait_for_function(f"() => window.location.search.includes('source={neighbour_id}')", timeout=30_000)
+    link = page.url
+    page.get_by_role("button", name="Back").click()
+    expect(first_caption).to_have_text(start_id, timeout=30_000)
+    reopened = page
+    reopened.goto(link)  # a fresh session: only the link carries the view
+    reopened.locator(".explorer-gallery figure").nth(views.DEFAULT_K).wait_for(timeout=60_000)
+    assert reopened.locator(".explorer-gallery figure figcaption b").first.inner_text() == neighbour_id
+    ARTIFACTS.mkdir(exist_ok=True)
+    reopened.screenshot(path=str(ARTIFACTS / "walk_reopened.png"), full_page=True)

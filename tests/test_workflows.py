@@ -193,9 +193,9 @@ def test_several_examples_search_by_their_combined_embedding(bundle):
 
 def test_example_buttons_collect_positives_and_negatives(bundle):
     app = app_at(state={ui.FOCUS_KEY: views.Focus(str(Path(bundle.path).resolve()), "source", (9,))})
-    next(b for b in app.button if b.label == "Positive example").click()
+    next(b for b in app.button if b.label == "Positive").click()
     app.run()
-    next(b for b in app.button if b.label == "Negative example").click()  # the same source moves to the negatives
+    next(b for b in app.button if b.label == "Negative").click()  # the same source moves to the negatives
     app.run()
     chosen = app.session_state[ui.EXAMPLES_KEY]
     assert chosen.positive == [] and chosen.negative == [9]

@@ -479,10 +479,10 @@ def example_buttons(loaded: Loaded, rows, *, key: str) -> None:
     """Add the source(s) to a multi-example query, then go and search."""
     plural = len(rows) > 1
     left, right = st.columns(2)
-    left.button("Add as positives" if plural else "Positive example", key=f"{key}.positive",
+    left.button("Add as positives" if plural else "Positive", key=f"{key}.positive",
                 on_click=add_examples, args=(loaded, rows, "positive"), icon=":material/add_circle:", width="stretch",
                 help="Search for sources like several examples at once (Similarity search → Several examples).")
-    right.button("Add as negatives" if plural else "Negative example", key=f"{key}.negative",
+    right.button("Add as negatives" if plural else "Negative", key=f"{key}.negative",
                  on_click=add_examples, args=(loaded, rows, "negative"), icon=":material/remove_circle:",
                  width="stretch", help="Steer the multi-example query away from these.")
     chosen = examples(loaded)
