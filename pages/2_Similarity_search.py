@@ -26,8 +26,7 @@ def cutout_provider(survey: str):
 
 st.markdown(f"#### Similarity search — {bundle.name}")
 ui.filter_note(context)
-st.session_state.setdefault("search.mode", MODES[0])
-mode = st.segmented_control("Query", MODES, key="search.mode") or MODES[0]
+mode = st.segmented_control("Query", MODES, key=ui.remember("search.mode", MODES[0], MODES)) or MODES[0]
 k, dedup_arcsec = ui.neighbour_controls("search")
 allowed = context.keep
 
@@ -37,7 +36,8 @@ try:
         scale = query.pixel_scale_arcsec(bundle)
         uploaded = st.file_uploader(f"FITS image with a celestial WCS (≤ {DEFAULT_MAX_BYTES // 2**20} MB; the encoder "
                                     f"works at {scale:g}″/px)", type=["fits", "fit", "fts", "gz"], key="search.upload")
-        resample = st.checkbox("Resample to the encoder's pixel scale when the image's differs", key="search.resample")
+        resample = st.checkbox("Resample to the encoder's pixel scale when the image's differs",
+                               key=ui.remember("search.resample", False))
         if uploaded is None:
             st.info("Upload a cutout centred on the source you want to match.", icon=":material/upload_file:")
             st.stop()
@@ -64,14 +64,14 @@ try:
         title = f"{len(positive)} positive" + (f", {len(negative)} negative" if negative else "")
     else:
         position_column, frame_column, radius_column = st.columns([3, 1, 1])
-        text = position_column.text_input("Object name or sky position", key="search.position",
+        text = position_column.text_input("Object name or sky position", key=ui.remember("search.position", ""),
                                           placeholder="M 87, " + EXAMPLES.replace("'", ""))
-        frame = frame_column.selectbox("Frame", list(FRAMES), key="search.frame")
-        radius = radius_column.number_input("Match radius (arcsec)", 0.1, 3600.0, views.MATCH_RADIUS_ARCSEC, 1.0,
-                                            key="search.radius")
+        frame = frame_column.selectbox("Frame", list(FRAMES), key=ui.remember("search.frame", next(iter(FRAMES)), FRAMES))
+        radius = radius_column.number_input("Match radius (arcsec)", 0.1, 3600.0, step=1.0,
+                                            key=ui.remember("search.radius", views.MATCH_RADIUS_ARCSEC))
         surveys = query.survey_choices(bundle)
         fetch = st.selectbox("When no catalogue source is within the radius, fetch a cutout from",
-                             [NO_FETCH, *surveys], key="search.survey")
+                             [NO_FETCH, *surveys], key=ui.remember("search.survey", NO_FETCH, [NO_FETCH, *surveys]))
         if not text.strip():
             st.info(f"Enter an object name or coordinates in decimal degrees or sexagesimal, e.g. {EXAMPLES}.",
                     icon=":material/info:")

@@ -73,12 +73,12 @@ st.subheader("Train a head")
 columns = bundle.property_columns
 default = heads.default_label_column(bundle.catalog, preferred=labels.USER_LABEL_COLUMN)  # one that can train
 left, right = st.columns(2)
-column = left.selectbox("Label column", columns, index=columns.index(default), key="finetune.column",
+column = left.selectbox("Label column", columns, key=ui.remember("finetune.column", default, columns),
                         help="Only sources with a value in this column train and test the head.")
 detected = heads.detect_task_kind(bundle.catalog[column])
-task = right.radio("Task", heads.TASK_KINDS, index=heads.TASK_KINDS.index(detected), horizontal=True,
-                   key=f"finetune.task.{column}", help=f"Detected: {detected}.")
-log = task == "regression" and right.toggle("Regress log₁₀ of the values", key=f"finetune.log.{column}",
+task = right.radio("Task", heads.TASK_KINDS, horizontal=True, help=f"Detected: {detected}.",
+                   key=ui.remember(f"finetune.task.{column}", detected, heads.TASK_KINDS))
+log = task == "regression" and right.toggle("Regress log₁₀ of the values", key=ui.remember(f"finetune.log.{column}", False),
                                             help="For positive quantities spanning decades (sizes, fluxes, richness).")
 try:
     label_set = heads.label_set(bundle.catalog, column, kind=task, log=log, unit=bundle.column_unit(column))
@@ -95,31 +95,32 @@ if label_set is not None:
         st.caption(f"{len(label_set):,} labelled of {bundle.n:,} sources · {label_set.task.target} from "
                    f"{label_set.y.min():.4g} to {label_set.y.max():.4g}")
     a, b, c = st.columns(3)
-    test_fraction = a.slider("Held-out labels", 0.1, 0.5, 0.2, 0.05, key="finetune.test_fraction",
+    test_fraction = a.slider("Held-out labels", 0.1, 0.5, step=0.05, key=ui.remember("finetune.test_fraction", 0.2),
                              help="A fixed stratified part of the labels that only scores the head.")
     pool = len(label_set) - int(round(test_fraction * len(label_set)))
     kinds = [*heads.HEAD_KINDS]
     can_finetune, why_not = jobs.finetune_available(bundle)
     if can_finetune:
         kinds.append("finetune")
-    head = b.selectbox("Head", kinds, format_func=HEAD_NAMES.get, key="finetune.head",
+    head = b.selectbox("Head", kinds, format_func=HEAD_NAMES.get, key=ui.remember("finetune.head", kinds[0], kinds),
                        help=None if can_finetune else f"Fine-tuning the encoder is unavailable: {why_not}.")
     devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
-    device = c.selectbox("Device", devices, key="finetune.device")
+    device = c.selectbox("Device", devices, key=ui.remember("finetune.device", devices[0], devices))
     fewest = len(label_set.task.classes) if task == "classification" else 2  # a label of each class
     if pool <= fewest:
         st.error(f"Only {pool} label(s) remain for training, and a head needs more than {fewest} "
                  f"({'one of each class' if task == 'classification' else 'two at least'}); label more sources or "
                  "hold out fewer.")
     else:
-        budget = st.slider("Label budget (stratified random)", fewest, pool, min(pool, max(145, fewest)),
-                           key="finetune.budget",
+        budget_key = ui.remember("finetune.budget", min(pool, max(145, fewest)))
+        st.session_state[budget_key] = int(np.clip(st.session_state[budget_key], fewest, pool))  # labels come and go
+        budget = st.slider("Label budget (stratified random)", fewest, pool, key=budget_key,
                            help="How many of the remaining labels train the head; the learning curve uses fewer.")
         epochs, stages = 0, 1
         if head == "finetune":
             e, s = st.columns(2)
-            epochs = e.number_input("Epochs", 1, 1000, 30, key="finetune.epochs", help="Paper 1 used 300.")
-            stages = s.slider("Unfrozen ResNet stages", 0, 5, 1, key="finetune.stages",
+            epochs = e.number_input("Epochs", 1, 1000, key=ui.remember("finetune.epochs", 30), help="Paper 1 used 300.")
+            stages = s.slider("Unfrozen ResNet stages", 0, 5, key=ui.remember("finetune.stages", 1),
                               help="The last n stages train, with layer-wise lr decay 0.75 from the head.")
         name = st.text_input("Head name", heads.free_name(bundle.path, f"{column}_{head}"),
                              key=f"finetune.name.{column}.{head}",

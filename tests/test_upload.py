@@ -93,3 +93,17 @@ def test_far_pixel_scale_is_refused_then_resampled_on_request(real):
     near = _fits_bytes([fits.PrimaryHDU(data, wcs.to_header())])
     image, _ = read_uploaded_fits(near, "near.fits", expected_pixel_scale_arcsec=1.9)
     assert np.array_equal(image, data, equal_nan=True)
+
+
+def test_fits_errors_say_what_is_wrong_without_astropys_advice(real):
+    """Issue 12: no "ignore_missing_simple=True" or "buffer is too small" in front of a user."""
+    path, hdu = real
+    whole = _fits_bytes([fits.PrimaryHDU(hdu.data, hdu.header)])
+    cases = {"notes.fits": (b"just some notes " * 400, "does not begin with a FITS header"),
+             "short.fits": (whole[: len(whole) - 5000], "shorter than its header says")}
+    for name, (data, reason) in cases.items():
+        with pytest.raises(InputError) as caught:
+            read_uploaded_fits(data, name, expected_pixel_scale_arcsec=FIRST_SCALE)
+        message = str(caught.value)
+        assert reason in message, message
+        assert "ignore_missing_simple" not in message and "buffer is too small" not in message, message

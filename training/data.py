@@ -77,11 +77,12 @@ def dataset_name(spec: str) -> str:
 
 
 def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
-              progress: bool = True) -> SourceSet:
+              progress: bool = True, on_progress=None) -> SourceSet:
     spec = str(spec)
     parts = mixed_parts(spec)
     if len(parts) > 1:
-        return _mix([load_data(p, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress)
+        return _mix([load_data(p, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress,
+                               on_progress=on_progress)
                      for p in parts], spec)
     if spec.startswith("sim:"):
         from training.simulate import COLUMNS, simulate_sources
@@ -94,7 +95,7 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
 
     path = data_folder(spec)
     images, catalog, columns, skipped = load_fits_catalogue(path, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec,
-                                                            progress=progress)
+                                                            progress=progress, on_progress=on_progress)
     if len(catalog) == 0:
         raise InputError(f"no readable images in {path} ({len(skipped)} skipped)")
     return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)

@@ -207,13 +207,15 @@ def predict_images(model: FinetuneModel, images: torch.Tensor, params: Preproces
                                    + model.target_mean.double().cpu()).numpy())
 
 
-def bundle_images(bundle: Bundle, *, progress: bool = True) -> torch.Tensor:
-    """The bundle's images, preprocessed with a rotation margin, row-aligned with the bundle."""
+def bundle_images(bundle: Bundle, *, progress: bool = True, on_progress=None) -> torch.Tensor:
+    """The bundle's images, preprocessed with a rotation margin, row-aligned with the bundle.
+    ``on_progress(done, total)`` hears about the images read."""
     data = bundle.manifest.data
     spec = data.spec
     if not spec:
         raise InputError(f"bundle {bundle.name!r} does not record its data spec, so its images cannot be reloaded")
-    source = load_data(spec, pixels=data.pixels, pixel_scale_arcsec=data.pixel_scale_arcsec, progress=progress)
+    source = load_data(spec, pixels=data.pixels, pixel_scale_arcsec=data.pixel_scale_arcsec, progress=progress,
+                       on_progress=on_progress)
     position = {str(i): k for k, i in enumerate(source.catalog["id"].astype(str))}
     ids = bundle.catalog["id"].astype(str)
     missing = [i for i in ids if i not in position]
@@ -251,7 +253,7 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
         split = prepare(bundle.catalog, spec, bundle.column_unit(spec.column))
         device = resolve_device(spec.device)
         encoder = fresh_encoder(bundle) if recipe.supervised else bundle_encoder(bundle, checkpoint)
-        images = bundle_images(bundle, progress=progress)
+        images = bundle_images(bundle, progress=progress, on_progress=job.reading)
         params = bundle.preprocessing()
         torch.manual_seed(spec.seed)
         model = build_model(encoder, split.labels, split.train, recipe)

@@ -491,15 +491,28 @@ def example_buttons(loaded: Loaded, rows, *, key: str) -> None:
                    "(Similarity search → Several examples).")
 
 
+def remember(key: str, default, options=None) -> str:
+    """Give a widget's value a home outside the widget: Streamlit forgets a widget's value when a page without it
+    runs, so forms would reset on every visit to another page. Call before drawing the widget, which then takes
+    its value from the state (pass no default to it). Returns the key."""
+    shadow = f"kept.{key}"
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(shadow, default)
+    if options is not None and st.session_state[key] not in options:
+        st.session_state[key] = default
+    st.session_state[shadow] = st.session_state[key]
+    return key
+
+
 def neighbour_controls(prefix: str) -> tuple[int, float | None]:
     """k and the optional de-duplication radius, side by side."""
     left, middle, right = st.columns([2, 1.2, 1])
-    k = left.slider("Neighbours (k)", 1, 50, views.DEFAULT_K, key=f"{prefix}.k")
-    dedup = middle.toggle("Merge duplicates", value=False, key=f"{prefix}.dedup",
+    k = left.slider("Neighbours (k)", 1, 50, key=remember(f"{prefix}.k", views.DEFAULT_K))
+    dedup = middle.toggle("Merge duplicates", key=remember(f"{prefix}.dedup", False),
                           help="Drop neighbours lying within the radius of the query or of a better match "
                                "(the same object catalogued twice).")
-    radius = right.number_input("radius (arcsec)", 1.0, 600.0, views.DEDUP_RADIUS_ARCSEC, 5.0,
-                                key=f"{prefix}.dedup_radius", disabled=not dedup)
+    radius = right.number_input("radius (arcsec)", 1.0, 600.0, step=5.0,
+                                key=remember(f"{prefix}.dedup_radius", views.DEDUP_RADIUS_ARCSEC), disabled=not dedup)
     return k, (float(radius) if dedup else None)
 
 

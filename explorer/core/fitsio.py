@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import astropy.units as u
 import numpy as np
@@ -123,7 +123,21 @@ def _reading(path: Path | None, name: str | None = None) -> Iterator[None]:
     except FileNotFoundError:
         raise InputError(f"{name}: file not found ({path})") from None
     except Exception as e:  # truncated gzip, bad padding, garbage bytes: astropy raises many types
-        raise InputError(f"{name}: not a readable FITS file ({type(e).__name__}: {e})") from None
+        raise InputError(f"{name}: not a readable FITS file ({plain_reason(e)})") from None
+
+
+def plain_reason(error: Exception) -> str:
+    """What went wrong, in words a user can act on, instead of astropy's advice to its own callers."""
+    text = str(error).lower()
+    if isinstance(error, (gzip.BadGzipFile, EOFError)) or "compressed file ended" in text or "crc" in text:
+        return "the gzip stream is corrupt or cut short"
+    if "simple" in text or "empty or corrupt" in text or "no simple card" in text:
+        return "it does not begin with a FITS header: is it a FITS file?"
+    if "buffer is too small" in text or "truncated" in text or "smaller than" in text:
+        return "the file is shorter than its header says: it was cut short, download it again"
+    if "header missing end card" in text or "end card" in text:
+        return "its header has no END card: the file is damaged"
+    return f"its structure could not be parsed ({type(error).__name__})"
 
 
 @contextmanager
@@ -289,9 +303,11 @@ class _Row:
 
 def load_fits_catalogue(directory: str | Path, *, pixels: int = FIRST.pixels,
                         pixel_scale_arcsec: float = FIRST.pixel_scale_arcsec,
-                        progress: bool = True, workers: int | None = None
+                        progress: bool = True, workers: int | None = None,
+                        on_progress: Callable[[int, int], None] | None = None
                         ) -> tuple[np.ndarray, pd.DataFrame, dict, list[tuple[str, str]]]:
     """Every usable row of a FITS catalogue directory, cut at ``pixels`` x ``pixel_scale_arcsec``.
+    ``on_progress(done, total)`` hears about every image read (the app's progress bar).
 
     Returns ``(images, catalog, columns, skipped)``:
 
@@ -321,8 +337,12 @@ def load_fits_catalogue(directory: str | Path, *, pixels: int = FIRST.pixels,
 
     workers = workers or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(load, rows), total=len(rows), desc=f"reading {directory.name}",
-                            unit="image", disable=not progress))
+        results = []
+        for result in tqdm(pool.map(load, rows), total=len(rows), desc=f"reading {directory.name}",
+                           unit="image", disable=not progress):
+            results.append(result)
+            if on_progress is not None:
+                on_progress(len(results), len(rows))
 
     channels = next((r.shape[0] for r in results if not isinstance(r, str)), 1)
     keep, images = [], []

@@ -34,6 +34,11 @@ class JobFile:
         self.state.update(changes, updated=_now())
         write_json(self.path, self.state)
 
+    def reading(self, done: int, total: int) -> None:
+        """Progress through the images before training starts (about every 2 %, not every image)."""
+        if done == total or done % max(1, total // 50) == 0:
+            self.update(state="loading", epoch=done, total=total, message=f"reading images: {done:,} of {total:,}")
+
 
 @dataclass
 class JobProgress:
