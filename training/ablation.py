@@ -11,6 +11,11 @@ steps and training time, beside the random-init encoder and the pixels of the sa
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("ablation")
+
 import copy
 import json
 from pathlib import Path
@@ -19,7 +24,8 @@ import pandas as pd
 import yaml
 
 from explorer.core.atomic import atomic_path
-from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.errors import InputError, cli_entry
+from training import cli
 from training.config import config_from_dict
 from training.train import BASELINES, LOSS_LOG, train
 
@@ -132,12 +138,7 @@ def plot(runs: dict[str, Path], out: Path) -> None:
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.ablation", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", required=True, help="configs/ablations/<name>.yaml")
-    parser.add_argument("--out", required=True, help="folder of the runs (rerun to resume)")
-    parser.add_argument("--only", help="comma-separated variants to run (default: all, in the grid's order)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--summarise", action="store_true", help="only write summary.csv and monitor.png")
+    parser = cli.parser("ablation")
     args = parser.parse_args(argv)
     variants = read_grid(args.grid)
     chosen = list(variants) if not args.only else [v.strip() for v in args.only.split(",")]

@@ -11,21 +11,27 @@ same sky into ``demo/run-<recipe name>`` and writes ``bundles/<recipe name>``.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("demo")
+
 import dataclasses
 import json
 import time
 from pathlib import Path
 
 from explorer.core.bundle import REQUIRED_FILES
-from explorer.core.config import DEMO_BUNDLE_NAME, REPO_ROOT, bundles_dir, demo_dir
-from explorer.core.errors import ArgumentParser, cli_entry
+from explorer.core.config import DEMO_BUNDLE_NAME, bundles_dir, demo_dir
+from explorer.core.errors import cli_entry
+from training import cli
 from training.config import load_config
 from training.embed import embed_to_bundle
 from training.quality import baseline_report
 from training.simulate import simulate_to_directory
 from training.train import train
 
-DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
+DEMO_CONFIG = cli.DEMO_CONFIG
 
 
 def build_demo(*, n: int = 5000, seed: int = 0, epochs: int | None = None, force: bool = False,
@@ -60,12 +66,7 @@ def build_demo(*, n: int = 5000, seed: int = 0, epochs: int | None = None, force
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=5000, help="number of simulated sources")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, help="override configs/demo.yaml")
-    parser.add_argument("--force", action="store_true", help="rebuild the bundle even if it exists")
-    parser.add_argument("--config", type=Path, default=DEMO_CONFIG, help="the recipe (default configs/demo.yaml)")
+    parser = cli.parser("demo")
     args = parser.parse_args(argv)
     result = build_demo(n=args.n, seed=args.seed, epochs=args.epochs, force=args.force, config_path=args.config)
     bundle = result["bundle"]

@@ -16,9 +16,13 @@ A single run is the one-shard case of the same two steps.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("embed")
+
 import dataclasses
 import json
-from dataclasses import dataclass
 import shutil
 import tempfile
 import warnings
@@ -32,26 +36,19 @@ from tqdm.auto import tqdm
 from explorer.core.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
 from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, sha256_file, unique_ids, write_bundle
 from explorer.core.encoder import embed, resolve_device
-from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.errors import InputError, cli_entry
+from training import cli
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
 from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
 from explorer.core.search import ANOMALY_K, PERCENTILES, build_index, neighbourhood, place_on_map
 from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
 from training.dataset import open_cutouts, row_zero_points
-from training.options import checked, limited
+from training.options import MapConfig, checked
 from training.quality import SIZE_COLUMNS, baseline_report, compare_with_baselines, map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
 
 BASE_COLUMNS = {c: {"unit": KNOWN_COLUMNS[c][0], "description": KNOWN_COLUMNS[c][1]} for c in ("id", "ra", "dec")}
-
-
-@dataclass(frozen=True)
-class MapConfig:
-    """PCA -> UMAP settings of the map (embedding's own: they never block resuming a training run)."""
-    pca_components: int = limited(200, 2)
-    umap_neighbors: int = limited(15, 2, 1000)
-    umap_min_dist: float = limited(0.1, 0.0, 10.0)
 
 
 UMAP_FIT_MAX = 20_000     # UMAP is fitted on at most this many sources; the rest are placed (see fit_map)
@@ -393,20 +390,7 @@ def _concatenate(files: list[Path], out: Path) -> np.ndarray:
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.embed", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="run directory or checkpoint.pt from training.train")
-    parser.add_argument("--data", help="FITS catalogue directory or sim:radio?n=5000&seed=0")
-    parser.add_argument("--out", required=True, help="bundle (or, with --shard, shard) folder to write, atomically")
-    parser.add_argument("--shard", help="i/n: embed only shard i of n (contiguous rows) into a shard folder")
-    parser.add_argument("--merge", nargs="+", metavar="SHARD_DIR", help="build one bundle from all n shard folders")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle (or shard) at --out")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="skip scoring a random-init encoder and the pixels beside the learned embeddings")
-    for name, f in MapConfig.__dataclass_fields__.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(f.default), default=f.default,
-                            help=f"map: {name.replace('_', ' ')} (default {f.default})")
+    parser = cli.parser("embed")
     args = parser.parse_args(argv)
     map_config = MapConfig(**{name: checked(getattr(args, name), type(f.default), f.metadata, f"--{name.replace('_', '-')}")
                               for name, f in MapConfig.__dataclass_fields__.items()})

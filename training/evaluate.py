@@ -18,6 +18,11 @@ and ``learning_curve.html``.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("evaluate")
+
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,17 +35,17 @@ from tqdm.auto import tqdm
 from explorer.core.atomic import atomic_path, check_output_folder, write_json
 from explorer.core.bundle import Bundle, load_bundle
 from explorer.core.encoder import embed, resolve_device
-from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
+from explorer.core.errors import InputError, cli_entry
+from training import cli
 from explorer.core.headplots import learning_curve_figure
 from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, filter_rows, fit_head, headline, \
     label_set, score, split_labels, summarise
 from explorer.core.preprocess import preprocess
 from training.data import load_data
-from training.finetune import (FinetuneRecipe, add_task_arguments, build_model, bundle_encoder, bundle_images,
+from training.finetune import (FinetuneRecipe, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)
 from training.quality import encoder_features, pixel_features, random_init_encoder
 
-METHODS = (*HEAD_KINDS, "finetune")
 BASELINE_HEADS = {f"{baseline} {kind}": (baseline, kind) for baseline in ("random-init", "pixels") for kind in HEAD_KINDS}
 CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
 SUMMARY_METRICS = {"classification": ("error", "accuracy"), "regression": ("rmse", "mae", "r2", "intrinsic_scatter")}
@@ -261,23 +266,7 @@ def write_plots(results: dict, out: Path, task: Task) -> None:
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--label-column", required=True)
-    parser.add_argument("--filter", help="pandas expression selecting the sources, e.g. \"confidence == 'confident'\"")
-    test = parser.add_mutually_exclusive_group()
-    test.add_argument("--test-data", help="a FITS catalogue directory or sim: spec whose labelled sources are the test set")
-    test.add_argument("--test-fraction", type=open_fraction, default=0.2, help="stratified held-out part of the labels")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fixed held-out split")
-    parser.add_argument("--labels", required=True, help="comma-separated label counts, e.g. 36,72,145,291")
-    parser.add_argument("--seeds", type=positive_int, default=10)
-    parser.add_argument("--head", required=True, choices=METHODS)
-    parser.add_argument("--baseline-supervised", action="store_true", help="also train the architecture from scratch")
-    parser.add_argument("--no-baselines", action="store_true",
-                        help="skip the random-init encoder and pixel baselines (run by default, on the same cells)")
-    parser.add_argument("--checkpoint", help="training run or checkpoint.pt for fine-tuning (checked by sha256)")
-    parser.add_argument("--out", required=True, help="output folder (rerun to resume)")
-    add_task_arguments(parser)
+    parser = cli.parser("evaluate")
     args = parser.parse_args(argv)
     bundle = load_bundle(args.bundle)
     evaluation = Evaluation(args, bundle)

@@ -17,7 +17,11 @@ poll; SIGTERM cancels cleanly (state "cancelled", nothing half-written, exit sta
 """
 from __future__ import annotations
 
-import argparse
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("finetune")
+
 import copy
 import math
 import signal
@@ -34,7 +38,8 @@ from tqdm.auto import tqdm
 
 from explorer.core.bundle import Bundle, load_bundle, sha256_file
 from explorer.core.encoder import build_encoder, resolve_device
-from explorer.core.errors import ArgumentParser, InputError, cli_entry, open_fraction, positive_int
+from explorer.core.errors import InputError, cli_entry
+from training import cli
 from explorer.core.jobfile import JobFile
 from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_new_name, loss_function, outputs_for,
                             prepare, publish, score)
@@ -53,7 +58,7 @@ class FinetuneRecipe:
     base_lr: float = 1e-3         # lr = base_lr * batch_size / 256
     batch_size: int = 64
     weight_decay: float = 0.005
-    epochs: int = 300
+    epochs: int = cli.FINETUNE_EPOCHS
     supervised: bool = False      # the from-scratch baseline: random init, all stages, no decay
 
     @property
@@ -289,19 +294,6 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
     return metrics
 
 
-def add_task_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared with ``training.evaluate``: the task, the loss and the fine-tune recipe."""
-    parser.add_argument("--task", default="auto", choices=("auto", "classification", "regression"))
-    parser.add_argument("--log", action="store_true", help="regress log10 of a positive quantity")
-    parser.add_argument("--loss", default="mse", choices=("mse", "mse+scatter"), help="regression loss")
-    parser.add_argument("--alpha", type=float, default=1.0, help="weight of std(|y - y_hat|) in mse+scatter")
-    parser.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy (no imbalance weights)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--stages", type=int, default=1, help="last n ResNet stages to fine-tune (0-5)")
-    parser.add_argument("--lr-decay", type=float, default=0.75, help="layer-wise lr decay rho")
-    parser.add_argument("--epochs", type=positive_int, help="fine-tune epochs (default 300, paper 1)")
-
-
 def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
     return FinetuneRecipe(stages=args.stages, lr_decay=args.lr_decay, epochs=args.epochs or FinetuneRecipe.epochs,
                           supervised=supervised)
@@ -309,17 +301,7 @@ def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.finetune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--label-column", required=True)
-    parser.add_argument("--labels", type=positive_int, help="training labels (default: all outside the held-out part)")
-    parser.add_argument("--out-name", required=True, help="name of the head and its prediction columns")
-    parser.add_argument("--test-fraction", type=open_fraction, default=0.2, help="held-out part of the labels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint", help="training run or checkpoint.pt (checked against the bundle's sha256)")
-    parser.add_argument("--supervised", action="store_true", help="train from scratch (the supervised baseline)")
-    parser.add_argument("--replace", action="store_true", help="replace a saved head of the same name")
-    add_task_arguments(parser)
+    parser = cli.parser("finetune")
     args = parser.parse_args(argv)
     spec = HeadSpec(column=args.label_column, name=args.out_name, head="supervised" if args.supervised else "finetune",
                     task=args.task, log=args.log, budget=args.labels, test_fraction=args.test_fraction, seed=args.seed,

@@ -80,3 +80,9 @@ def checked(value, kind, rules, where: str):
     return value
 
 
+@dataclasses.dataclass(frozen=True)
+class MapConfig:
+    """PCA -> UMAP settings of the map (embedding's own: they never block resuming a training run)."""
+    pca_components: int = limited(200, 2)
+    umap_neighbors: int = limited(15, 2, 1000)
+    umap_min_dist: float = limited(0.1, 0.0, 10.0)

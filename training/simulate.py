@@ -13,6 +13,11 @@ The source model, parameters and catalogue columns are described in
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("simulate")
+
 import gzip
 import io
 import json
@@ -39,7 +44,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_directory, check_output_folder
-from explorer.core.errors import ArgumentParser, InputError
+from explorer.core.errors import InputError
+from training import cli
 from explorer.core.surveys import FIRST
 
 SIMULATOR_VERSION = 1          # bump when the model changes: cached catalogues are then rebuilt
@@ -618,11 +624,7 @@ def render_examples(path, *, per_class: int = 6, n: int = 600, seed: int = 0) ->
 
 # ----------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(prog="python -m training.simulate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=5000, help="number of sources (default 5000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--out", help="write a FITS catalogue directory here")
-    parser.add_argument("--examples", help="save a PNG grid of example cutouts per class here")
+    parser = cli.parser("simulate")
     args = parser.parse_args(argv)
     if not (args.out or args.examples):
         parser.error("give --out DIR and/or --examples PNG")

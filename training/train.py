@@ -16,6 +16,11 @@ processes, so the run follows the same trajectory as one process; only rank 0 wr
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad arguments, before torch is imported (see training.cli)
+    from training import cli as _cli
+
+    _cli.parse_early("train")
+
 import dataclasses
 import time
 from pathlib import Path
@@ -26,7 +31,8 @@ from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, check_output_folder, write_json
 from explorer.core.encoder import build_encoder, resolve_device
-from explorer.core.errors import ArgumentParser, InputError, cli_entry
+from explorer.core.errors import InputError, cli_entry
+from training import cli
 from training.config import TrainConfig, config_from_dict, load_config
 from training.dataset import open_cutouts
 from training.distributed import (assert_replicas_agree, main_process_first, mean_across, processes_from_env, start,
@@ -215,12 +221,7 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
 
 @cli_entry
 def main(argv=None):
-    parser = ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="configs/<name>.yaml")
-    parser.add_argument("--data", required=True, help="FITS catalogue directory or sim:radio?n=5000&seed=0")
-    parser.add_argument("--out", required=True, help="run directory (checkpoints, loss log); rerun to resume")
-    parser.add_argument("--epochs", type=int, help="override the config's number of epochs")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser = cli.parser("train")
     args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.epochs is not None:

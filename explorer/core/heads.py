@@ -40,11 +40,10 @@ from torch import nn
 
 from explorer.core.atomic import atomic_directory, atomic_path, write_json
 from explorer.core.bundle import PREDICTIONS_DIR, is_missing
+from explorer.core.config import HEAD_KINDS, TASK_KINDS
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError
 
-HEAD_KINDS = ("linear", "mlp", "knn")
-TASK_KINDS = ("classification", "regression")
 REGRESSION_LOSSES = ("mse", "mse+scatter")
 HEADS_DIR = "heads"
 HEAD_WEIGHTS, HEAD_META = "head.safetensors", "head.json"
