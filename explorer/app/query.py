@@ -19,19 +19,18 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 
-from explorer.core.encoder import embed
 from explorer.core.errors import InputError
 from explorer.core.preprocess import as_nchw, preprocess, to_thumbnails
 from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map, typicality
 from explorer.app.views import (MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, format_separation, nearest_source,
                                 neighbour_table)
+from explorer.core.sky.links import LINK_TITLES, LINKS, source_links  # noqa: F401  (LINK_TITLES for pages)
 from explorer.core.surveys import FIRST
 
 
@@ -114,6 +113,8 @@ def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:
                          f"{params.crop_pixels}x{params.crop_pixels} px at {pixel_scale_arcsec(bundle):g}\"/px")
     if not np.isfinite(x).any():
         raise InputError("the image has no finite pixels")
+    from explorer.core.encoder import embed  # torch takes seconds to import: only image queries need it
+
     return embed(bundle.encoder(), preprocess(x, params), params, progress=False)[0]
 
 
@@ -217,38 +218,3 @@ def result_table(bundle, result: QueryResult) -> pd.DataFrame:
     for name in LINKS:
         table[name] = [link[name] for link in links]
     return table
-
-
-# ---------------------------------------------------------------- links out
-
-def simbad_url(ra: float, dec: float, radius_arcsec: float = 10) -> str:
-    return "https://simbad.cds.unistra.fr/simbad/sim-coo?" + urlencode({
-        "Coord": f"{ra:.6f} {dec:+.6f}", "CooFrame": "ICRS", "CooEpoch": "2000", "CooEqui": "2000",
-        "Radius": f"{radius_arcsec:g}", "Radius.unit": "arcsec", "submit": "submit query"})
-
-
-def ned_url(ra: float, dec: float, radius_arcsec: float = 10) -> str:
-    return "https://ned.ipac.caltech.edu/cgi-bin/objsearch?" + urlencode({
-        "search_type": "Near Position Search", "in_csys": "Equatorial", "in_equinox": "J2000.0",
-        "lon": f"{ra:.6f}d", "lat": f"{dec:+.6f}d", "radius": f"{radius_arcsec / 60:.4g}", "out_csys": "Equatorial",
-        "out_equinox": "J2000.0", "obj_sort": "Distance to search center"})
-
-
-def legacy_survey_url(ra: float, dec: float, zoom: int = 15, layer: str = "ls-dr10") -> str:
-    return "https://www.legacysurvey.org/viewer?" + urlencode({
-        "ra": f"{ra:.6f}", "dec": f"{dec:+.6f}", "layer": layer, "zoom": zoom, "mark": f"{ra:.6f},{dec:+.6f}"})
-
-
-def aladin_url(ra: float, dec: float, fov_deg: float = 0.1, survey: str = "CDS/P/VLA/FIRST") -> str:
-    return "https://aladin.cds.unistra.fr/AladinLite/?" + urlencode({
-        "target": f"{ra:.6f} {dec:+.6f}", "fov": f"{fov_deg:g}", "survey": survey})
-
-
-LINKS = {"simbad": simbad_url, "ned": ned_url, "legacy_survey": legacy_survey_url, "aladin": aladin_url}
-LINK_TITLES = {"simbad": "SIMBAD", "ned": "NED", "legacy_survey": "Legacy Survey", "aladin": "Aladin Lite"}
-
-
-def source_links(ra: float, dec: float) -> dict[str, str]:
-    """Links to the position in SIMBAD, NED, the Legacy Survey viewer and Aladin Lite (empty without a position)."""
-    finite = np.isfinite(ra) and np.isfinite(dec)
-    return {name: make(ra, dec) if finite else "" for name, make in LINKS.items()}

@@ -23,7 +23,7 @@ from explorer.core.filters import Condition, RowFilter, is_numeric, parse_filter
 from explorer.app.figures import MapFigure, MapStyle
 from explorer.app.images import COLORMAPS, INTERVALS, STRETCHES, Display, to_rgb
 from explorer.app import summaries
-from explorer.app.query import LINK_TITLES, source_links
+from explorer.core.sky.links import LINK_TITLES, source_links
 from explorer.core import selections
 
 FOCUS_KEY = "explore.focus"        # views.Focus: the clicked source or box/lasso selection
