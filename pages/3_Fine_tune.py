@@ -186,8 +186,7 @@ focus = ui.current_focus(loaded)
 rows = focus.rows if focus else ()
 overlays = (Overlay("selected", rows, "circle-open", FOCUS_COLOUR, 2.2),) if rows else ()
 st.plotly_chart(loaded.map.figure(context.style, overlays, height=480), key=MAP_KEY,
-                on_select=lambda: st.session_state.__setitem__(
-                    ui.FOCUS_KEY, views.focus_from_event(st.session_state.get(MAP_KEY), loaded.path)),
+                on_select=lambda: ui.set_focus(views.focus_from_event(st.session_state.get(MAP_KEY), loaded.path)),
                 selection_mode=("points", "box", "lasso"), config={"displaylogo": False, "scrollZoom": True})
 existing = labels.classes(bundle)
 st.caption(f"{len(rows):,} source(s) selected — click, box or lasso here or on the Explore page · "
@@ -213,7 +212,7 @@ try:
                                        help="The unlabelled sources the shown head is least sure about."):
         suggested = labels.suggest_next(bundle.catalog, meta)
         if len(suggested):
-            st.session_state[ui.FOCUS_KEY] = views.Focus(loaded.path, "selection", tuple(int(r) for r in suggested))
+            ui.set_focus(views.Focus(loaded.path, "selection", tuple(int(r) for r in suggested)))
             flash(f"Selected the {len(suggested)} unlabelled sources {meta['name']} is least sure about: label them.")
         else:
             flash(f"Every source has a {meta['task']['column']!r} label: nothing left to suggest.")
@@ -221,4 +220,5 @@ try:
 except InputError as e:
     st.error(str(e), icon=":material/error:")
 if rows:
-    st.html(views.selection_gallery(bundle, rows))
+    ui.gallery(loaded, views.selection_gallery(bundle, rows, display=context.display), key="finetune.gallery",
+               switch_to_explore=True)

@@ -184,3 +184,14 @@ def test_cancelling_a_fine_tune_process_says_cancelled(tmp_path):
     job.cancel()
     job.wait(30)
     assert job.finished and job.state == "cancelled" and job.message.startswith("cancelled") and not job.error
+
+
+def test_the_form_keeps_its_settings_across_pages(bundle_path):
+    from explorer.app import ui
+
+    app = open_page()
+    app.slider(key="finetune.test_fraction").set_value(0.35).run()
+    app.switch_page(ui.EXPLORE_PAGE).run()
+    app.switch_page(ui.FINETUNE_PAGE).run()
+    no_exception(app)
+    assert app.slider(key="finetune.test_fraction").value == 0.35

@@ -297,3 +297,17 @@ def test_bad_catalogue_folders_get_specific_messages(tmp_path):
     (tmp_path / "badyaml" / "columns.yaml").write_text("z: redshift\n")
     with pytest.raises(InputError, match="wrong entries: z"):
         load_fits_catalogue(tmp_path / "badyaml", progress=False)
+
+
+def test_reading_a_catalogue_reports_its_progress_to_a_job_file(tmp_path):
+    """Issue 12: encoder fine-tuning showed an empty bar while it read the images; the job file now says how far."""
+    from explorer.core.jobfile import JobFile, job_path, read_progress
+
+    folder = _catalogue_dir(tmp_path, mirabest_catalog().iloc[:60].copy())
+    heard = []
+    job = JobFile(tmp_path, "head")
+    load_fits_catalogue(folder, pixels=50, progress=False,
+                        on_progress=lambda done, total: (heard.append((done, total)), job.reading(done, total)))
+    assert [d for d, _ in heard] == list(range(1, 61)) and {t for _, t in heard} == {60}
+    progress = read_progress(job_path(tmp_path, "head"))
+    assert progress.state == "loading" and progress.fraction == 1.0 and "60 of 60" in progress.message

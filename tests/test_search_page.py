@@ -182,3 +182,27 @@ def test_sending_results_over_samp_without_a_hub_says_so(bundle, monkeypatch, tm
     assert_no_exception(app)
     assert app.error[0].value == "no SAMP hub is running; start TOPCAT or Aladin"
     assert galleries(app)  # the results stay on screen
+
+
+@needs_mirabest
+def test_an_upload_unlike_the_bundle_is_warned_about(mirabest_bundle, tmp_path, monkeypatch):
+    """The typicality warning on the page: a bundle whose sources all have a near-twin (nearest-neighbour
+    similarity percentiles at 0.9999) makes any real upload less typical than 99 % of them."""
+    import json
+    import shutil
+
+    copy = tmp_path / "bundles" / "twins"
+    shutil.copytree(mirabest_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["quality"]["neighbourhood"] = {**manifest["quality"].get("neighbourhood", {}),
+                                            "nearest_similarity_percentiles": [0.9999] * 101}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(copy.parent))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    app = search_page()
+    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
+    path = mirabest_file(7)
+    app.file_uploader(key="search.upload").set_value((path.name, path.read_bytes(), "application/fits"))
+    app = app.run()
+    assert_no_exception(app)
+    assert any("This query is unlike anything in" in w.value for w in app.warning), [w.value for w in app.warning]
