@@ -4,7 +4,7 @@ from functools import partial
 import streamlit as st
 
 from explorer.app import ui, views
-from explorer.app.figures import focus_overlays
+from explorer.app.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays
 from explorer.app.sky import sky_figure
 
 
@@ -26,7 +26,13 @@ ui.filter_note(context)
 k, dedup_arcsec = ui.neighbour_controls("explore")
 focus = ui.current_focus(loaded)
 result = ui.neighbour_result(context, focus.row, k, dedup_arcsec) if focus and focus.kind == "source" else None
-overlays = focus_overlays(result.row, result.neighbours.rows) if result else ()
+if result:
+    overlays = focus_overlays(result.row, result.neighbours.rows)
+elif focus:  # a selection (box, lasso, saved, suggested): ringed on the map
+    overlays = (Overlay("selection", tuple(views.kept_rows(focus.rows, context.keep)[:views.SELECTION_OVERLAY_CAP]),
+                        "circle-open", NEIGHBOUR_COLOUR, 1.8),)
+else:
+    overlays = ()
 
 map_column, detail_column = st.columns([2.8, 1.2])
 with map_column:
@@ -41,10 +47,10 @@ with map_column:
                        "spread over the map (zoom in to click between them). Box and lasso select every source inside, "
                        "drawn or not.")
     with sky_tab:
-        highlighted = (result.row, *result.neighbours.rows) if result else (focus.rows if focus else ())
-        st.plotly_chart(sky_figure(bundle, highlighted, keep=context.keep), key="explore.sky",
-                        config={"displaylogo": False, "scrollZoom": True})
-        ui.aladin_panel(loaded, highlighted)
+        marked = result.neighbours.rows if result else (views.kept_rows(focus.rows, context.keep) if focus else ())
+        st.plotly_chart(sky_figure(bundle, marked, source=result.row if result else None, keep=context.keep),
+                        key="explore.sky", config={"displaylogo": False, "scrollZoom": True})
+        ui.aladin_panel(loaded, (result.row, *marked) if result else marked)
 with detail_column:
     ui.trail_controls(loaded)
     if result:

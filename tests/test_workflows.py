@@ -265,9 +265,11 @@ def test_a_stretch_changes_every_gallery_and_keeps_the_order_of_levels(bundle):
 def test_the_sky_view_draws_ra_east_to_the_left_and_keeps_a_catalogue_across_ra_0_in_one_piece(bundle):
     assert display_ra(np.array([359.0, 1.0])).tolist() == [-1.0, 1.0]
     assert display_ra(np.array([10.0, 100.0])).tolist() == [10.0, 100.0]
-    figure = sky_figure(bundle, [4, 5, 6])
+    figure = sky_figure(bundle, [5, 6], source=4)
     assert figure["layout"]["xaxis"]["autorange"] == "reversed"
     source, = (t for t in figure["data"] if t["name"] == "source")
-    assert source["customdata"].tolist() == [4]
+    neighbours, = (t for t in figure["data"] if t["name"] == "neighbours")
+    assert source["customdata"].tolist() == [4] and neighbours["customdata"].tolist() == [5, 6]
+    assert not any(t["name"] == "source" for t in sky_figure(bundle, [5, 6])["data"])  # a selection has no star
     footprint = figure["data"][0]
     assert int(np.nansum(footprint["customdata"])) == bundle.n

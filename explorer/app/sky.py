@@ -11,7 +11,7 @@ from astropy.coordinates import Longitude
 
 from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR
 
-FOOTPRINT_BINS = 120
+FOOTPRINT_BINS = (16, 120)      # cells across the footprint: about sqrt(N)/1.5, within these bounds
 FOOTPRINT_SCALE = [[0.0, "#eef1f5"], [1.0, "#5b6b7d"]]
 MAX_MARKED = 5_000      # sources drawn as points; a bigger selection is drawn as its first MAX_MARKED
 
@@ -27,15 +27,16 @@ def display_ra(ra_deg: np.ndarray) -> np.ndarray:
     return ra.wrap_at(180 * u.deg).deg if span_180 < span_360 else ra.deg
 
 
-def sky_figure(bundle, rows=(), *, keep: np.ndarray | None = None, height: int = 480) -> dict:
-    """The catalogue's footprint (sources per cell; with a filter, of the filtered sources) with ``rows`` on top:
-    the first row (a clicked source) as a star, the rest (neighbours or a selection) as circles."""
+def sky_figure(bundle, rows=(), *, source: int | None = None, keep: np.ndarray | None = None, height: int = 480) -> dict:
+    """The catalogue's footprint (sources per cell; with a filter, of the filtered sources) with ``rows`` (neighbours
+    or a selection) as circles on top, and the clicked ``source`` as a star."""
     ra = display_ra(bundle.catalog["ra"].to_numpy())
     dec = bundle.catalog["dec"].to_numpy(dtype=np.float64)
     inside = np.isfinite(ra) & np.isfinite(dec) & (keep if keep is not None else True)
     traces = []
     if inside.any():
-        counts, x_edges, y_edges = np.histogram2d(ra[inside], dec[inside], bins=FOOTPRINT_BINS)
+        bins = int(np.clip(np.sqrt(inside.sum()) / 1.5, *FOOTPRINT_BINS))
+        counts, x_edges, y_edges = np.histogram2d(ra[inside], dec[inside], bins=bins)
         z = np.where(counts > 0, np.log10(np.maximum(counts, 1)), np.nan).T
         traces.append(dict(type="heatmap", name="catalogue footprint", x=(x_edges[:-1] + x_edges[1:]) / 2,
                            y=(y_edges[:-1] + y_edges[1:]) / 2, z=z, colorscale=FOOTPRINT_SCALE, showscale=False,
@@ -43,9 +44,10 @@ def sky_figure(bundle, rows=(), *, keep: np.ndarray | None = None, height: int =
                            hovertemplate="%{customdata:,} sources<extra>footprint</extra>"))
     rows = np.asarray(rows, dtype=np.int64)[:MAX_MARKED]
     ids = bundle.catalog["id"].astype(str).to_numpy()
-    for name, picked, symbol, colour, size in (("neighbours / selection", rows[1:] if len(rows) > 1 else rows[:0],
-                                                "circle-open", NEIGHBOUR_COLOUR, 9),
-                                               ("source", rows[:1], "star", FOCUS_COLOUR, 16)):
+    clicked = np.asarray([] if source is None else [source], dtype=np.int64)
+    name = "neighbours" if source is not None else "selection"
+    for name, picked, symbol, colour, size in ((name, rows, "circle-open", NEIGHBOUR_COLOUR, 9),
+                                               ("source", clicked, "star", FOCUS_COLOUR, 16)):
         if len(picked):
             traces.append(dict(type="scattergl", mode="markers", name=name, x=ra[picked], y=dec[picked],
                                text=ids[picked], customdata=picked,

@@ -604,7 +604,7 @@ export default function(component) {
   const script = document.createElement('script');
   script.src = data.script;
   script.onload = show;
-  script.onerror = () => { note.textContent = data.offline; };
+  script.onerror = () => { note.textContent = data.offline; root.style.display = 'none'; };
   document.head.appendChild(script);
 }
 """

@@ -22,6 +22,7 @@ MATCH_RADIUS_ARCSEC = 10.0     # a typed position names a catalogue source this 
 DEDUP_RADIUS_ARCSEC = 30.0     # neighbours closer than this to a better one are the same object
 DEFAULT_K = 12
 SELECTION_GALLERY_CAP = 48     # thumbnails shown for a box/lasso selection; the CSV has every row
+SELECTION_OVERLAY_CAP = 5_000  # selected sources ringed on the map (a bigger selection is ringed in part)
 
 
 @dataclass(frozen=True)
