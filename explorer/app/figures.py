@@ -23,7 +23,7 @@ from matplotlib.path import Path as Polygon
 from plotly.colors import qualitative
 
 from explorer.core.bundle import MISSING_LABEL, category_labels
-from explorer.core.filters import RowFilter, is_numeric
+from explorer.core.filters import ColumnCodes, RowFilter, is_numeric
 
 ROW, RA, DEC = 0, 1, 2          # leading customdata columns; numeric properties follow
 MAX_CATEGORIES = 12             # more distinct values than this are folded into "other"
@@ -130,17 +130,24 @@ class DensityGrid:
         return dict(x0=self.low[0] + self.size / 2, dx=self.size, y0=self.low[1] + self.size / 2, dy=self.size)
 
 
-def stratified_sample(cells: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+def cell_order(cells: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Rows sorted by cell, in random order within each cell (computed once per map; a filter keeps its order)."""
+    shuffled = np.random.default_rng(seed).permutation(len(cells))
+    return shuffled[np.argsort(cells[shuffled], kind="stable")]
+
+
+def stratified_sample(cells: np.ndarray, size: int, seed: int = 0, *, order: np.ndarray | None = None) -> np.ndarray:
     """About ``size`` rows, sorted, spread over the occupied cells: each cell keeps up to the same
-    number of its rows (drawn at random), so sparse regions and outliers stay and cores are thinned."""
-    if size >= len(cells):
-        return np.arange(len(cells))
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(len(cells))
-    by_cell = shuffled[np.argsort(cells[shuffled], kind="stable")]   # random order within each cell
-    counts = np.bincount(cells)
+    number of its rows (drawn at random), so sparse regions and outliers stay and cores are thinned.
+
+    ``order`` is :func:`cell_order` of ``cells`` restricted to the rows to sample from (all rows by default)."""
+    by_cell = cell_order(cells, seed) if order is None else order
+    if size >= len(by_cell):
+        return np.sort(by_cell)
+    rng = np.random.default_rng(seed + 1)
+    counts = np.bincount(cells[by_cell])
     counts = counts[counts > 0]
-    rank = np.arange(len(cells)) - np.repeat(np.cumsum(counts) - counts, counts)
+    rank = np.arange(len(by_cell)) - np.repeat(np.cumsum(counts) - counts, counts)
     low, high = 0, int(counts.max())  # the largest per-cell cap that keeps at most ``size`` rows
     while low < high:
         mid = (low + high + 1) // 2
@@ -197,8 +204,10 @@ class MapFigure:
         self.hovered = [c for c in bundle.property_columns if c not in bundle.prediction_columns]
         self.units = {c: bundle.column_unit(c) for c in catalog.columns}
         self.sample_points, self.seed = sample_points, seed
+        self.codes = ColumnCodes(catalog)
         self._density = DensityGrid(self.xy, bins) if len(catalog) >= density_from_n else None
         self._sample_cells = DensityGrid(self.xy, SAMPLE_BINS).cell if self._density is not None else None
+        self._order = cell_order(self._sample_cells, seed) if self._density is not None else None
         lines = ["%{hovertext}", f"RA %{{customdata[{RA}]:.5f}}°  Dec %{{customdata[{DEC}]:+.5f}}°"]
         for i, column in enumerate(self.numeric, start=DEC + 1):
             if column not in self.hovered:
@@ -226,13 +235,14 @@ class MapFigure:
         return self._shown[row_filter]
 
     def _build_shown(self, row_filter: RowFilter) -> Shown:
-        keep = row_filter.mask(self.catalog)
+        keep = row_filter.mask(self.catalog, self.codes)
         kept = np.flatnonzero(keep)
         if self._density is None:
             density, drawn = None, kept
         else:
             density = self._density if not row_filter else self._density.restricted(keep)
-            drawn = kept[stratified_sample(self._sample_cells[kept], self.sample_points, self.seed)]
+            order = self._order if not row_filter else self._order[keep[self._order]]
+            drawn = stratified_sample(self._sample_cells, self.sample_points, self.seed, order=order)
         position = np.full(len(self.catalog), -1, dtype=np.int64)
         position[drawn] = np.arange(len(drawn))
         if row_filter and self._density is None:  # every row's point data is ready to index
@@ -286,7 +296,7 @@ class MapFigure:
         if is_numeric(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             return density + self._numeric_traces(values, column, style, shown)
-        return density + self._categorical_traces(series, style, shown)
+        return density + self._categorical_traces(column, style, shown)
 
     def _numeric_traces(self, values: np.ndarray, column: str, style: MapStyle, shown: Shown) -> list[dict]:
         unit = f" [{self.units[column]}]" if self.units[column] else ""
@@ -312,29 +322,36 @@ class MapFigure:
                                          color=MISSING_COLOUR))
         return traces
 
-    def _categorical_traces(self, series: pd.Series, style: MapStyle, shown: Shown) -> list[dict]:
-        labels = category_labels(series)
-        counts = pd.Series(labels[shown.keep]).value_counts(sort=True)
-        kept = list(counts.index[:MAX_CATEGORIES]) if len(counts) > MAX_CATEGORIES else list(counts.index)
-        if len(counts) > len(kept):
-            other = f"other ({len(counts) - len(kept)} values)"
-            labels = np.where(pd.Series(labels).isin(kept).to_numpy(), labels, other)
-            kept.append(other)
-        kept = sorted(kept, key=lambda v: (v.startswith("other ("), v))
+    def _categorical_traces(self, column: str, style: MapStyle, shown: Shown) -> list[dict]:
+        codes, names = self.codes(column)
+        counts = np.bincount(codes[shown.keep], minlength=len(names))
+        present = np.flatnonzero(counts)
+        ranked = present[np.argsort(-counts[present], kind="stable")]
+        kept = [str(names[i]) for i in ranked[:MAX_CATEGORIES]]
+        group = np.full(len(names), -1, dtype=np.int64)    # label code -> group (-1: folded into "other")
+        if len(ranked) > MAX_CATEGORIES:
+            kept.append(f"other ({len(ranked) - MAX_CATEGORIES} values)")
+        order = sorted(range(len(kept)), key=lambda i: (kept[i].startswith("other ("), kept[i]))
+        kept = [kept[i] for i in order]
+        position = {label: i for i, label in enumerate(kept)}
+        for code in ranked[:MAX_CATEGORIES]:
+            group[code] = position[str(names[code])]
+        if len(ranked) > MAX_CATEGORIES:
+            group[group < 0] = position[kept[-1]]
+        groups = group[codes]
         colours = [MISSING_COLOUR if label == MISSING_LABEL or label.startswith("other (") else
                    CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, label in enumerate(kept)]
         traces = []
         if self.is_density and kept:
-            codes = np.maximum(pd.Categorical(labels, categories=kept).codes, 0).astype(np.int64)
-            majority = shown.density.majority(codes, len(kept))
+            majority = shown.density.majority(np.maximum(groups, 0), len(kept))
             steps = [[edge, colour] for i, colour in enumerate(colours) for edge in (i / len(kept), (i + 1) / len(kept))]
-            names = np.asarray(kept, dtype=object)[majority.astype(np.int64)]
+            labels = np.asarray(kept, dtype=object)[majority.astype(np.int64)]
             traces.append(self._cell_layer(shown, majority, dict(colorscale=steps, cmin=-0.5, cmax=len(kept) - 0.5),
-                                           "mostly", "%{text}", text=np.where(shown.density.counts > 0, names, "")))
-        drawn_labels = labels[shown.drawn]
-        for label, colour in zip(kept, colours):
-            members = int(((labels == label) & shown.keep).sum())
-            traces.append(self._trace(shown.drawn[drawn_labels == label], f"{label} ({members:,})", style, shown,
+                                           "mostly", "%{text}", text=np.where(shown.density.counts > 0, labels, "")))
+        members = np.bincount(groups[shown.keep], minlength=len(kept))
+        drawn_groups = groups[shown.drawn]
+        for i, (label, colour) in enumerate(zip(kept, colours)):
+            traces.append(self._trace(shown.drawn[drawn_groups == i], f"{label} ({int(members[i]):,})", style, shown,
                                       color=colour))
         return traces
 
