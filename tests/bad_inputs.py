@@ -305,7 +305,8 @@ def _catalogue_skip(case_id: str, rows: list[dict], expect: str) -> Case:
     return Case(f"catalogue row: {case_id}", "library", run, expect)
 
 
-def _tampered(case_id: str, damage: Callable[[Path], None], expect: str, then: Callable = None) -> Case:
+def _tampered(case_id: str, damage: Callable[[Path], None], expect: str, then: Callable = None, *,
+              kind: str = "tampered bundle") -> Case:
     def run(ws):
         from explorer.core.bundle import load_bundle
 
@@ -316,7 +317,7 @@ def _tampered(case_id: str, damage: Callable[[Path], None], expect: str, then: C
             return "opened without complaint"
         then(bundle)
         return "used without complaint"
-    return Case(f"tampered bundle: {case_id}", "library", run, expect)
+    return Case(f"{kind}: {case_id}", "library", run, expect)
 
 
 def _write_manifest(b: Path, change: Callable[[dict], object]) -> None:
@@ -348,6 +349,21 @@ def _read_labels(bundle):
     from explorer.core.labels import read_labels
 
     return read_labels(bundle.path)
+
+
+def _read_selections(bundle):
+    from explorer.core.selections import read_selections
+    return read_selections(bundle.path)
+
+
+def _save_selection(bundle, name):
+    from explorer.core.selections import save_selection
+    return save_selection(bundle, name, [0, 1])
+
+
+def _parse_filter(bundle, text):
+    from explorer.core.filters import parse_filter
+    return parse_filter(text, bundle.catalog)
 
 
 def _load_head(bundle):
@@ -552,6 +568,16 @@ CASES: list[Case] = [
     _tampered("head metadata is a list", lambda b: _head(b) or (b / "heads" / "h" / "head.json").write_text("[1]"),
               "head.json: expected a JSON dict",
               then=lambda bundle: _load_head(bundle)),
+    _tampered("corrupt saved selections", lambda b: (b / "selections.json").write_text("{not json"),
+              "selections.json", then=lambda bundle: _read_selections(bundle)),
+    _tampered("saved selection without ids", lambda b: (b / "selections.json").write_text('{"a": {"ids": 3}}'),
+              "selection 'a' has no id list", then=lambda bundle: _read_selections(bundle)),
+    _tampered("a selection name with a slash", lambda b: None, "needs a name of 1-64 characters",
+              then=lambda bundle: _save_selection(bundle, "my/pick"), kind="bundle input"),
+    _tampered("a filter link that is not JSON", lambda b: None, "filter: not a filter this explorer wrote",
+              then=lambda bundle: _parse_filter(bundle, "flux>3"), kind="bundle input"),
+    _tampered("a filter link on a missing column", lambda b: None, "filter: no catalogue column 'nope'",
+              then=lambda bundle: _parse_filter(bundle, '[["nope", 1, 2]]'), kind="bundle input"),
     _tampered("index of the wrong dimension", lambda b: _wrong_dimension_index(b), "index.faiss is 8-d"),
     _tampered("index bit flip", lambda b: _flip_a_bit(b / "index.faiss"), "index.faiss: checksum mismatch"),
     _tampered("index truncated", lambda b: (b / "index.faiss").write_bytes((b / "index.faiss").read_bytes()[:100]),

@@ -17,7 +17,7 @@ from explorer.core.filters import Condition, RowFilter, parse_filter
 from explorer.core.preprocess import to_thumbnails
 from explorer.core.search import neighbours_of_row
 from tests.app_helpers import galleries
-from tests.test_app import APP, assert_no_exception, decoded, map_traces, trace_rows
+from tests.test_app import APP, assert_no_exception, map_traces, trace_rows
 
 FLUX_FRI = RowFilter((Condition("flux_mjy", low=5.0), Condition("morphology", values=("FRI",))))
 
