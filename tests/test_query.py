@@ -117,7 +117,7 @@ def test_bad_query_images_are_refused(bundle):
         embed_cutout(bundle, np.full((80, 80), np.nan, np.float32))
 
 
-def test_results_carry_links_to_simbad_ned_and_the_legacy_survey(bundle):
+def test_results_carry_links_to_simbad_ned_the_legacy_survey_and_aladin(bundle):
     result = query_by_coordinates(bundle, _row_position(bundle, 3), None, K)
     table = result_table(bundle, result)
     assert list(table.columns[:5]) == ["rank", "cosine_similarity", "id", "ra", "dec"]
@@ -130,4 +130,7 @@ def test_results_carry_links_to_simbad_ned_and_the_legacy_survey(bundle):
     assert ned["lon"][0] == f"{first['ra']:.6f}d" and ned["search_type"][0] == "Near Position Search"
     legacy = parse_qs(urlparse(first["legacy_survey"]).query)
     assert float(legacy["ra"][0]) == pytest.approx(first["ra"]) and float(legacy["dec"][0]) == pytest.approx(first["dec"])
-    assert source_links(float("nan"), 1.0) == {"simbad": "", "ned": "", "legacy_survey": ""}
+    aladin = parse_qs(urlparse(first["aladin"]).query)
+    assert urlparse(first["aladin"]).netloc == "aladin.cds.unistra.fr" and aladin["survey"][0] == "CDS/P/VLA/FIRST"
+    assert [float(v) for v in aladin["target"][0].split()] == pytest.approx([first["ra"], first["dec"]], abs=1e-6)
+    assert source_links(float("nan"), 1.0) == {"simbad": "", "ned": "", "legacy_survey": "", "aladin": ""}
