@@ -273,3 +273,12 @@ def test_the_sky_view_draws_ra_east_to_the_left_and_keeps_a_catalogue_across_ra_
     assert not any(t["name"] == "source" for t in sky_figure(bundle, [5, 6])["data"])  # a selection has no star
     footprint = figure["data"][0]
     assert int(np.nansum(footprint["customdata"])) == bundle.n
+
+
+def test_examples_that_cancel_out_are_refused():
+    from types import SimpleNamespace
+
+    e = np.eye(4, dtype=np.float32)
+    embeddings = np.stack([e[0], e[1], (e[0] + e[1]) / 2 + e[2] * 0.5, (e[0] + e[1]) / 2 - e[2] * 0.5])
+    with pytest.raises(InputError, match="cancel out"):  # mean(0, 1) == mean(2, 3)
+        query.query_by_examples(SimpleNamespace(embeddings=embeddings), [0, 1], [2, 3])
