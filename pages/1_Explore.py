@@ -5,7 +5,6 @@ import streamlit as st
 
 from explorer.app import ui, views
 from explorer.app.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays
-from explorer.app.sky import sky_figure
 
 
 def select_on_map(context: ui.Context) -> None:
@@ -48,8 +47,9 @@ with map_column:
                        "drawn or not.")
     with sky_tab:
         marked = result.neighbours.rows if result else (views.kept_rows(focus.rows, context.keep) if focus else ())
-        st.plotly_chart(sky_figure(bundle, marked, source=result.row if result else None, keep=context.keep),
-                        key="explore.sky", config={"displaylogo": False, "scrollZoom": True})
+        sky = loaded.sky_map.figure(marked, source=result.row if result else None, keep=context.keep,
+                                    key=context.row_filter)
+        st.plotly_chart(sky, key="explore.sky", config={"displaylogo": False, "scrollZoom": True})
         ui.aladin_panel(loaded, (result.row, *marked) if result else marked)
 with detail_column:
     ui.trail_controls(loaded)

@@ -9,6 +9,7 @@ from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR, Overlay, focus_
 from explorer.app.images import GalleryItem, to_rgb
 from explorer.core.sky.coords import EXAMPLES, FRAMES
 from explorer.core.sky.cutouts import provider_for
+from explorer.core.sky.links import LINK_TITLES
 from explorer.core.sky.names import position_of
 from explorer.core.sky.upload import DEFAULT_MAX_BYTES, read_uploaded_fits
 
@@ -139,7 +140,7 @@ with result_column:
     ui.export_buttons(bundle, lambda: table, "similar_sources", key="search.results")
     link = st.column_config.LinkColumn
     st.dataframe(table, hide_index=True, width="stretch",
-                 column_config={name: link(title, display_text=title) for name, title in query.LINK_TITLES.items()})
+                 column_config={name: link(title, display_text=title) for name, title in LINK_TITLES.items()})
 
 st.subheader("On the map")
 neighbour_rows = tuple(int(r) for r in result.neighbours.rows)

@@ -53,6 +53,14 @@ def search_page() -> AppTest:
     return app.run()
 
 
+def upload(name: str, data: bytes) -> AppTest:
+    """The search page with a file uploaded."""
+    app = search_page()
+    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
+    app.file_uploader(key="search.upload").set_value((name, data, "application/fits"))
+    return app.run()
+
+
 def type_query(app, text, survey=None) -> AppTest:
     if survey is not None:
         next(s for s in app.selectbox if s.label.startswith("When no catalogue source")).set_value(survey)
@@ -142,11 +150,8 @@ def test_a_position_outside_the_catalogue_is_searched_with_a_fetched_cutout(real
 
 @needs_mirabest
 def test_an_uploaded_fits_cutout_is_embedded_and_searched(real_bundle):
-    app = search_page()
-    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
     path = mirabest_file(7)
-    app.file_uploader(key="search.upload").set_value((path.name, path.read_bytes(), "application/fits"))
-    app = app.run()
+    app = upload(path.name, path.read_bytes())
     assert_no_exception(app)
     assert galleries(app) and "query" in galleries(app)[0]
     table = app.dataframe[-1].value
@@ -166,10 +171,7 @@ def test_an_uploaded_fits_cutout_is_embedded_and_searched(real_bundle):
 
 @needs_mirabest
 def test_an_upload_that_is_not_fits_is_rejected_clearly(real_bundle):
-    app = search_page()
-    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
-    app.file_uploader(key="search.upload").set_value(("notes.fits", b"this is not a FITS file", "application/fits"))
-    app = app.run()
+    app = upload("notes.fits", b"this is not a FITS file")
     assert_no_exception(app)
     assert "notes.fits" in app.error[0].value and not galleries(app)
 
@@ -199,10 +201,7 @@ def test_an_upload_unlike_the_bundle_is_warned_about(mirabest_bundle, tmp_path, 
     (copy / "manifest.json").write_text(json.dumps(manifest))
     monkeypatch.setenv("EXPLORER_BUNDLES", str(copy.parent))
     monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
-    app = search_page()
-    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
     path = mirabest_file(7)
-    app.file_uploader(key="search.upload").set_value((path.name, path.read_bytes(), "application/fits"))
-    app = app.run()
+    app = upload(path.name, path.read_bytes())
     assert_no_exception(app)
     assert any("This query is unlike anything in" in w.value for w in app.warning), [w.value for w in app.warning]

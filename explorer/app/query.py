@@ -30,7 +30,7 @@ from explorer.core.preprocess import as_nchw, preprocess, to_thumbnails
 from explorer.core.search import Neighbours, neighbours_of_vector, place_on_map, typicality
 from explorer.app.views import (MATCH_RADIUS_ARCSEC, SourceMatch, catalog_coords, format_separation, nearest_source,
                                 neighbour_table)
-from explorer.core.sky.links import LINK_TITLES, LINKS, source_links  # noqa: F401  (LINK_TITLES for pages)
+from explorer.core.sky.links import LINKS, source_links
 from explorer.core.surveys import FIRST
 
 

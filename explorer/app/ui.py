@@ -21,6 +21,7 @@ from explorer.core.errors import InputError
 from explorer.core.export import broadcast_table, to_csv_bytes, to_votable_bytes
 from explorer.core.filters import Condition, RowFilter, is_numeric, parse_filter
 from explorer.app.figures import MapFigure, MapStyle
+from explorer.app.sky import SkyMap
 from explorer.app.images import COLORMAPS, INTERVALS, STRETCHES, Display, to_rgb
 from explorer.app import summaries
 from explorer.core.sky.links import LINK_TITLES, source_links
@@ -51,10 +52,18 @@ class Loaded:
     sky: SkyCoord          # catalogue positions; astropy keeps its KD-tree on this object
     key: tuple[str, float]
     _values: dict = field(default_factory=dict, repr=False)
+    _sky_map: SkyMap | None = field(default=None, repr=False)
 
     @property
     def path(self) -> str:
         return self.key[0]
+
+    @property
+    def sky_map(self) -> SkyMap:
+        """The bundle on the sky, built on first use (most sessions never open the sky tab)."""
+        if self._sky_map is None:
+            self._sky_map = SkyMap(self.bundle)
+        return self._sky_map
 
     def values(self, column: str):
         """A column's (min, max) when numeric, else its sorted distinct labels (cached: filter widgets ask each run)."""

@@ -41,6 +41,7 @@ from torch import nn
 from explorer.core.atomic import atomic_directory, atomic_path, write_json
 from explorer.core.bundle import PREDICTIONS_DIR, is_missing
 from explorer.core.config import HEAD_KINDS, TASK_KINDS
+from explorer.core.filters import is_numeric
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError
 
@@ -146,8 +147,7 @@ def filter_rows(catalog: pd.DataFrame, expression: str | None, where: str = "--f
 
 def detect_task_kind(series: pd.Series) -> str:
     """Numeric columns are regression targets; anything else (text, categories, booleans) is classes."""
-    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    return "regression" if numeric else "classification"
+    return "regression" if is_numeric(series) else "classification"
 
 
 def label_set(catalog: pd.DataFrame, column: str, *, kind: str = "auto", log: bool = False,
