@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 EXPLORER_HOME ?= $(CURDIR)/.cache
 export EXPLORER_HOME
 
-.PHONY: run test demo install browser clean-demo pretrain-gpu
+.PHONY: run test demo install browser clean-demo pretrain-gpu frontend
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ pretrain-gpu: install
 	$(PY) -m training.evaluate --bundle $(EXPLORER_HOME)/bundles/mirabest-gpu --label-column fr_class \
 	    --filter "confidence == 'confident' and fr_class != 'hybrid'" --test-fraction 0.143 \
 	    --labels 36,72,145,291,437,583 --seeds 10 --head linear --device cuda --out results/mirabest-gpu-linear
+
+# Rebuilds the map component (explorer/app/frontend) with Node.js; the built dist/map.js is committed, so
+# `make run` and `make test` never need Node.
+frontend:
+	cd explorer/app/frontend && npm ci && npm run build

@@ -1,21 +1,10 @@
 """Explore: the latent map; click a source (or any thumbnail) for its neighbours, box/lasso for a group."""
-from functools import partial
-
 import streamlit as st
 
 from explorer.app import ui, views
-from explorer.app.figures import NEIGHBOUR_COLOUR, Overlay, focus_overlays
+from explorer.app.latent_map import Marks, focus_marks
 
-
-def select_on_map(context: ui.Context) -> None:
-    """Points resolve through their customdata; on a density map a box or lasso resolves over the
-    whole (filtered) catalogue, not only the points drawn."""
-    loaded = context.loaded
-    ui.on_map_select(loaded.path)
-    rows = loaded.map.selection(st.session_state.get(ui.MAP_KEY), context.row_filter)
-    if rows is not None:
-        ui.set_focus(views.Focus(loaded.path, "selection", tuple(rows.tolist())) if len(rows) else None)
-
+MAP_KEY = "explore.map"
 
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
@@ -26,25 +15,17 @@ k, dedup_arcsec = ui.neighbour_controls("explore")
 focus = ui.current_focus(loaded)
 result = ui.neighbour_result(context, focus.row, k, dedup_arcsec) if focus and focus.kind == "source" else None
 if result:
-    overlays = focus_overlays(result.row, result.neighbours.rows)
+    marks = focus_marks(result.row, result.neighbours.rows)
 elif focus:  # a selection (box, lasso, saved, suggested): ringed on the map
-    overlays = (Overlay("selection", tuple(views.kept_rows(focus.rows, context.keep)[:views.SELECTION_OVERLAY_CAP]),
-                        "circle-open", NEIGHBOUR_COLOUR, 1.8),)
+    marks = Marks(selection=tuple(views.kept_rows(focus.rows, context.keep)[:views.SELECTION_OVERLAY_CAP].tolist()))
 else:
-    overlays = ()
+    marks = Marks()
 
 map_column, detail_column = st.columns([2.8, 1.2])
 with map_column:
     map_tab, sky_tab = st.tabs(["Latent map", "On the sky"])
     with map_tab:
-        st.plotly_chart(loaded.map.figure(context.style, overlays, row_filter=context.row_filter), key=ui.MAP_KEY,
-                        on_select=partial(select_on_map, context), selection_mode=("points", "box", "lasso"),
-                        config={"displaylogo": False, "scrollZoom": True})
-        if loaded.map.is_density:
-            st.caption(f"Shading: all {loaded.map.shown(context.row_filter).n:,} sources per cell (and the colour "
-                       f"column's mean or majority). Points: a sample of {len(loaded.map.shown(context.row_filter).drawn):,} "
-                       "spread over the map (zoom in to click between them). Box and lasso select every source inside, "
-                       "drawn or not.")
+        ui.map_view(context, marks, key=MAP_KEY)
     with sky_tab:
         marked = result.neighbours.rows if result else (views.kept_rows(focus.rows, context.keep) if focus else ())
         sky = loaded.sky_map.figure(marked, source=result.row if result else None, keep=context.keep,
@@ -58,8 +39,8 @@ with detail_column:
         ui.example_buttons(loaded, [result.row], key="explore.source")
         st.button("Clear", on_click=ui.clear_focus, icon=":material/close:")
     else:
-        st.info("Click a source to see its nearest neighbours. Use box or lasso select (top-right of the map) "
-                "to pick a group and download it.", icon=":material/touch_app:")
+        st.info("Click a source to see its nearest neighbours; hover one for its cutout. Use Lasso or Box (above "
+                "the map) to pick a group and download it.", icon=":material/touch_app:")
     ui.saved_selections(context)
 
 if result:

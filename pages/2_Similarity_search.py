@@ -5,7 +5,7 @@ import streamlit as st
 
 from explorer.app import query, ui, views
 from explorer.core.errors import InputError
-from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR, Overlay, focus_overlays, placed_query_trace
+from explorer.app.latent_map import Marks, focus_marks
 from explorer.app.images import GalleryItem, to_rgb
 from explorer.core.sky.coords import EXAMPLES, FRAMES
 from explorer.core.sky.cutouts import provider_for
@@ -143,14 +143,11 @@ with result_column:
                  column_config={name: link(title, display_text=title) for name, title in LINK_TITLES.items()})
 
 st.subheader("On the map")
+st.caption("Click a source to explore from it.")
 neighbour_rows = tuple(int(r) for r in result.neighbours.rows)
 if result.used_catalogue_source:
-    figure = loaded.map.figure(context.style, focus_overlays(match.row, neighbour_rows), height=480,
-                               row_filter=context.row_filter)
-else:
-    examples = (Overlay("examples", tuple(positive), "diamond", FOCUS_COLOUR, 3.0),) if result.image is None else ()
-    figure = loaded.map.figure(context.style, (Overlay("nearest neighbours", neighbour_rows, "circle-open",
-                                                       NEIGHBOUR_COLOUR, 2.6), *examples), height=480,
-                               row_filter=context.row_filter)
-    figure["data"].append(placed_query_trace(result.map_xy))
-st.plotly_chart(figure, key="search.map", config={"displaylogo": False, "scrollZoom": True})
+    marks = focus_marks(match.row, neighbour_rows)
+else:  # placed where the search put it; several examples are boxed
+    marks = Marks(neighbours=neighbour_rows, placed=tuple(result.map_xy),
+                  examples=tuple(int(r) for r in positive) if result.image is None else ())
+ui.map_view(context, marks, key="search.map", height=480, switch_to_explore=True)

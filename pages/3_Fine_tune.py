@@ -14,12 +14,11 @@ from explorer.app import jobs, ui, views
 from explorer.core import heads, labels
 from explorer.core.errors import InputError
 from explorer.core.export import to_csv_bytes, to_votable_bytes
-from explorer.app.figures import FOCUS_COLOUR, Overlay
+from explorer.app.latent_map import Marks
 from explorer.core.headplots import confusion_figure, learning_curve_figure, predicted_vs_true_figure
 
 JOB_KEY = "finetune.job"          # the running (or last) ThreadJob / ProcessJob
 SHOWN_KEY = "finetune.shown"      # the saved head whose results are shown
-MAP_KEY = "finetune.map"
 FLASH_KEY = "finetune.flash"      # a message to show after the rerun that follows an action
 NEW_CLASS = "➕ new class…"
 HEAD_NAMES = {"linear": "Linear probe (paper 1)", "mlp": "MLP", "knn": "k-NN", "finetune": "Fine-tune encoder"}
@@ -184,10 +183,7 @@ if saved:
 st.subheader("Label sources")
 focus = ui.current_focus(loaded)
 rows = focus.rows if focus else ()
-overlays = (Overlay("selected", rows, "circle-open", FOCUS_COLOUR, 2.2),) if rows else ()
-st.plotly_chart(loaded.map.figure(context.style, overlays, height=480), key=MAP_KEY,
-                on_select=lambda: ui.set_focus(views.focus_from_event(st.session_state.get(MAP_KEY), loaded.path)),
-                selection_mode=("points", "box", "lasso"), config={"displaylogo": False, "scrollZoom": True})
+ui.map_view(context, Marks(selection=tuple(rows[:views.SELECTION_OVERLAY_CAP])), key="finetune.map", height=480)
 existing = labels.classes(bundle)
 st.caption(f"{len(rows):,} source(s) selected — click, box or lasso here or on the Explore page · "
            f"{len(labels.read_labels(bundle.path)):,} labelled so far in `{labels.USER_LABEL_COLUMN}`")

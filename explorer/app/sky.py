@@ -9,7 +9,7 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import Longitude
 
-from explorer.app.figures import FOCUS_COLOUR, NEIGHBOUR_COLOUR
+from explorer.app.latent_map import FOCUS_COLOUR, NEIGHBOUR_COLOUR
 
 FOOTPRINT_BINS = (16, 120)      # cells across the footprint: about sqrt(N)/1.5, within these bounds
 FOOTPRINT_SCALE = [[0.0, "#eef1f5"], [1.0, "#5b6b7d"]]

@@ -1,7 +1,7 @@
 """Streamlit glue shared by ``app.py`` and the pages: the sidebar, cached loading, common panels.
 
 Only layout lives here; what is shown is computed by :mod:`explorer.app.views`,
-:mod:`explorer.app.figures` and :mod:`explorer.app.images`, which need no Streamlit.
+:mod:`explorer.app.latent_map` and :mod:`explorer.app.images`, which need no Streamlit.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from explorer.core.config import bundles_dir, resolve_typed_bundle
 from explorer.core.errors import InputError
 from explorer.core.export import broadcast_table, to_csv_bytes, to_votable_bytes
 from explorer.core.filters import Condition, RowFilter, is_numeric, parse_filter
-from explorer.app.figures import MapFigure, MapStyle
+from explorer.app.latent_map import LatentMap, MapStyle, Marks
+from explorer.app import map_server
 from explorer.app.sky import SkyMap
 from explorer.app.images import COLORMAPS, INTERVALS, STRETCHES, Display, to_rgb
 from explorer.app import summaries
@@ -32,7 +33,6 @@ TRAIL_KEY = "explore.trail"        # views.Trail: every focus in turn, for back 
 PICK_KEY = "explore.pick"          # Pick: a clicked thumbnail, taken by the next page run
 EXAMPLES_KEY = "search.examples"   # Examples: positive and negative sources of a multi-example query
 URL_KEY = "url.applied"            # the link's state was applied to this session
-MAP_KEY = "explore.map"            # the map's selection state (read-only, owned by st.plotly_chart)
 MAX_CATEGORY_CHOICES = 200         # a categorical column with more values is filtered by typing them
 MAX_EXAMPLES = 1_000               # sources a selection adds to a multi-example query
 ALADIN_SOURCES = 500               # sources overlaid on Aladin Lite
@@ -48,7 +48,7 @@ NO_BUNDLE = ("No bundle found in `{where}`. Run `make run` (it builds the demo b
 class Loaded:
     """A bundle with what every rerun needs from it, built once per bundle version."""
     bundle: Bundle
-    map: MapFigure
+    map: LatentMap
     sky: SkyCoord          # catalogue positions; astropy keeps its KD-tree on this object
     key: tuple[str, float]
     _values: dict = field(default_factory=dict, repr=False)
@@ -88,7 +88,7 @@ class Context:
     @property
     def keep(self) -> np.ndarray | None:
         """The filter's rows as a mask (None without a filter), cached with the map."""
-        return self.loaded.map.shown(self.row_filter).keep if self.row_filter else None
+        return self.loaded.map.keep(self.row_filter) if self.row_filter else None
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class Examples:
 @st.cache_resource(max_entries=4, show_spinner="Opening bundle…")
 def _load(path: str, mtime: float) -> Loaded:
     bundle = load_bundle(path)
-    return Loaded(bundle, MapFigure(bundle), views.catalog_coords(bundle), (path, mtime))
+    return Loaded(bundle, LatentMap(bundle), views.catalog_coords(bundle), (path, mtime))
 
 
 def open_bundle(path: str | Path) -> Loaded:
@@ -122,7 +122,7 @@ def open_bundle(path: str | Path) -> Loaded:
 def _neighbour_result(key: tuple[str, float], row: int, k: int, dedup_arcsec: float | None, row_filter: RowFilter,
                       display: Display) -> views.NeighbourResult:
     loaded = _load(*key)
-    allowed = loaded.map.shown(row_filter).keep if row_filter else None
+    allowed = loaded.map.keep(row_filter) if row_filter else None
     return views.neighbour_result(loaded.bundle, row, k, dedup_arcsec=dedup_arcsec, allowed=allowed, display=display)
 
 
@@ -407,11 +407,6 @@ def clear_focus() -> None:
     st.session_state.pop(FOCUS_KEY, None)
 
 
-def on_map_select(path: str) -> None:
-    """st.plotly_chart's selection callback: remember what was picked (the map's own state is read-only)."""
-    set_focus(views.focus_from_event(st.session_state.get(MAP_KEY), path))
-
-
 def _step(direction: str) -> None:
     trail = st.session_state.get(TRAIL_KEY)
     if trail is not None:
@@ -462,6 +457,51 @@ def _on_pick(path: str, key: str, switch_to_explore: bool) -> None:
     picked = (st.session_state.get(key) or {}).get("picked")
     if picked is not None:
         st.session_state[PICK_KEY] = Pick(path, int(picked), switch_to_explore)
+
+
+# ---------------------------------------------------------------- the latent map
+
+# The built component lives in explorer/app/frontend (``make frontend``); this loader fetches it once per page.
+MAP_JS = """
+export default function(component) {
+  // the inline module has a blob: URL, so the script's path is made absolute against the page
+  const url = new URL(component.data.script, window.location.href).href;
+  window.__explorerMapModule = window.__explorerMapModule || import(url);
+  window.__explorerMapModule.then((module) => module.render(component));
+}
+"""
+_MAP = st.components.v2.component("explorer.map", js=MAP_JS, isolate_styles=False)
+
+
+def map_view(context: Context, marks: Marks = Marks(), *, key: str, height: int = 620,
+             switch_to_explore: bool = False) -> None:
+    """The latent map: every source, coloured by the sidebar's style; a click makes a source the focus, a lasso
+    or box selects every source inside (on another page, ``switch_to_explore`` then opens Explore)."""
+    loaded = context.loaded
+    base = map_server.register(loaded.map)
+    display = context.display
+    data = loaded.map.payload(context.style, context.row_filter, marks, base)
+    data.update(key=key, height=height, script=map_server.script_url(),
+                display=f"{display.stretch},{display.interval},{display.colormap}")
+    handler = partial(_on_map_event, loaded, key, context.row_filter, switch_to_explore)
+    _MAP(data=data, key=key, on_clicked_change=handler, on_lasso_change=handler,
+         on_log_change=partial(_on_log_toggle, key, context.style.colour_by))
+
+
+def _on_map_event(loaded: Loaded, key: str, row_filter: RowFilter, switch_to_explore: bool) -> None:
+    event = st.session_state.get(key) or {}
+    focus = views.focus_from_map(event, loaded.map, loaded.path, row_filter)
+    if focus is not None and focus.kind == "source" and switch_to_explore:
+        st.session_state[PICK_KEY] = Pick(loaded.path, focus.row, True)
+    elif "clicked" in event or "lasso" in event:
+        set_focus(focus)
+
+
+def _on_log_toggle(key: str, column: str | None) -> None:
+    """The legend's log switch is the sidebar's."""
+    log = (st.session_state.get(key) or {}).get("log")
+    if column is not None and isinstance(log, bool):
+        st.session_state[f"sidebar.log.{column}"] = log
 
 
 # ---------------------------------------------------------------- multi-example queries

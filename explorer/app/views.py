@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from astropy.coordinates import SkyCoord
 
-from explorer.app.figures import ROW
+from explorer.core.filters import RowFilter
 from explorer.app.images import Display, GalleryItem, gallery_html, to_rgb
 from explorer.core.search import Neighbours, neighbours_of_row
 
@@ -72,38 +72,24 @@ class Trail:
         return self.current
 
 
-def rows_from_event(event: Mapping) -> np.ndarray:
-    """Bundle rows of the points in a ``st.plotly_chart`` selection event, in order, without repeats.
-
-    The row is ``customdata[0]`` of each point (see :mod:`explorer.app.figures`), so points
-    from colour groups and highlight overlays all resolve to real rows.
-    """
-    rows = [_row_of(point.get("customdata")) for point in (event or {}).get("selection", {}).get("points", [])]
-    return np.asarray(list(dict.fromkeys(r for r in rows if r is not None)), dtype=np.int64)
-
-
-def _row_of(customdata) -> int | None:
-    # Plotly hands each point its customdata row as a typed array, which the browser's
-    # JSON.stringify turns into {"0": row, "1": ra, ...}; a plain list or a scalar also occur.
-    if isinstance(customdata, Mapping):
-        customdata = customdata.get(str(ROW))
-    elif isinstance(customdata, (list, tuple)):
-        customdata = customdata[ROW] if customdata else None
-    try:
-        return int(round(float(customdata)))
-    except (TypeError, ValueError):
-        return None
-
-
-def focus_from_event(event: Mapping, bundle_path) -> Focus | None:
-    """A click on one point is a source; a box or lasso is a selection; an empty event clears the focus."""
-    rows = rows_from_event(event)
-    if not len(rows):
-        return None
-    selection = (event or {}).get("selection", {})
-    dragged = bool(selection.get("box") or selection.get("lasso"))
-    kind = "selection" if dragged or len(rows) > 1 else "source"
-    return Focus(str(bundle_path), kind, tuple(int(r) for r in rows))
+def focus_from_map(event: Mapping | None, latent_map, bundle_path, row_filter=None) -> Focus | None:
+    """What a map event means: a click on a point is that source; a lasso or box is every source inside it
+    (kept by the filter); anything else, or nothing inside, clears the focus."""
+    event = event or {}
+    clicked = event.get("clicked")
+    if isinstance(clicked, (int, float)) and not isinstance(clicked, bool) and 0 <= int(clicked) < latent_map.n:
+        return Focus(str(bundle_path), "source", (int(clicked),))
+    polygon = event.get("lasso")
+    if isinstance(polygon, Mapping):
+        try:
+            xs, ys = np.asarray(polygon.get("x"), dtype=np.float64), np.asarray(polygon.get("y"), dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if xs.ndim != 1 or xs.shape != ys.shape:
+            return None
+        rows = latent_map.rows_in_polygon(xs, ys, row_filter or RowFilter())
+        return Focus(str(bundle_path), "selection", tuple(int(r) for r in rows)) if len(rows) else None
+    return None
 
 
 def kept_rows(rows, keep: np.ndarray | None) -> np.ndarray:
