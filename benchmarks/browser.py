@@ -15,9 +15,11 @@ from typing import Iterator
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-# True once the map has data and its WebGL canvas is in the page.
-MAP_PAINTED = ("() => { const p = document.querySelector('.js-plotly-plot');"
-               " return !!(p && p._fullData && p._fullData.length && p.querySelector('.gl-container canvas')); }")
+
+
+def map_ready(key: str = "explore.map") -> str:
+    """A page function, true once the map component under ``key`` has drawn its data."""
+    return f"() => {{ const m = window.__explorerMaps && window.__explorerMaps[{key!r}]; return !!(m && m.ready); }}"
 
 
 def free_port() -> int:

@@ -1,14 +1,15 @@
 """The real app in a real browser: ``streamlit run app.py`` on a free port, driven by headless Chromium.
 
-Clicking a WebGL point: plotly's scattergl hit-tests mouse events at the point's pixel,
-so the test reads the point's data coordinates from the plot and converts them with
-plotly's own axis mapping (``_fullLayout.xaxis.l2p``).
+The map is the WebGL component (``explorer/app/frontend``). Tests find a source on screen through the
+component's own camera (``positionOf``), then hover, click, zoom and lasso with the real mouse.
 """
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.path import Path as Polygon
 
-from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, MAP_PAINTED, REPO, streamlit_app
+from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, REPO, map_ready, streamlit_app
 from explorer.app import views
 from explorer.core.bundle import load_bundle
 from explorer.core.search import neighbours_of_row
@@ -16,33 +17,46 @@ from explorer.core.search import neighbours_of_row
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO / "test-artifacts"
-# The position of a trace's point in page pixels, and the bundle row it carries.
-POINT_ON_PAGE = """([trace, index]) => {
-  const plot = document.querySelector('.js-plotly-plot');
-  const layout = plot._fullLayout, box = plot.getBoundingClientRect(), data = plot._fullData[trace];
-  return {x: box.left + layout._size.l + layout.xaxis.l2p(data.x[index]),
-          y: box.top + layout._size.t + layout.yaxis.l2p(data.y[index]),
-          row: Math.round(data.customdata[index][0])};
-}"""
-# A point with no other point within 12 px, so a click cannot land on a neighbour.
-ISOLATED_POINT = """() => {
-  const plot = document.querySelector('.js-plotly-plot');
-  const layout = plot._fullLayout, data = plot._fullData[0];
-  const px = Array.from(data.x, v => layout.xaxis.l2p(v)), py = Array.from(data.y, v => layout.yaxis.l2p(v));
-  for (let i = 0; i < px.length; i++) {
-    let alone = true;
-    for (const t of plot._fullData) for (let j = 0; j < t.x.length && alone; j++) {
-      const dx = layout.xaxis.l2p(t.x[j]) - px[i], dy = layout.yaxis.l2p(t.y[j]) - py[i];
-      if ((t !== data || j !== i) && dx * dx + dy * dy < 144) alone = false;
-    }
-    if (alone) return i;
+MAP = "explore.map"
+# Every source's position in page pixels (NaN when hidden or off the map), from the component's camera.
+SCREEN_POSITIONS = """(key) => {
+  const view = window.__explorerMaps[key], box = view.canvas.getBoundingClientRect();
+  const visible = view.mask, out = [];
+  for (let row = 0; row < view.data.n; row++) {
+    const [x, y] = view.positionOf(row);
+    const shown = (!visible || visible[row]) && x > 4 && y > 4 && x < box.width - 4 && y < box.height - 4;
+    out.push(shown ? [box.left + x, box.top + y] : [NaN, NaN]);
   }
-  return -1;
+  return out;
 }"""
+VIEW = "(key) => Array.from(window.__explorerMaps[key].scatterplot.get('cameraView'))"
 
-# True once plotly's hover has caught up with the mouse and picked the given bundle row.
-HOVERING_ROW = """(row) => (document.querySelector('.js-plotly-plot')._hoverdata || [])
-  .some(point => Math.round(point.customdata[0]) === row)"""
+
+def screen_positions(page, key=MAP) -> np.ndarray:
+    return np.asarray([[np.nan if v is None else v for v in xy] for xy in page.evaluate(SCREEN_POSITIONS, key)])
+
+
+def isolated_row(page, key=MAP, clearance=14.0) -> tuple[int, float, float]:
+    """A drawn source with no other within ``clearance`` px, so the mouse cannot land on a neighbour."""
+    xy = screen_positions(page, key)
+    shown = np.flatnonzero(np.isfinite(xy[:, 0]))
+    # keep clear of the legend (top right) and the toolbar
+    box = page.evaluate(f"() => window.__explorerMaps['{key}'].legend.getBoundingClientRect().toJSON()")
+    for row in shown:
+        x, y = xy[row]
+        if box["left"] - 20 <= x <= box["right"] + 20 and y <= box["bottom"] + 20:
+            continue
+        distance = np.hypot(*(xy[shown] - xy[row]).T)
+        if np.sort(distance)[1] > clearance:
+            return int(row), float(x), float(y)
+    raise AssertionError("no isolated source on the map")
+
+
+def click_source(page, x: float, y: float, key=MAP) -> None:
+    page.mouse.move(x - 6, y - 6)
+    page.mouse.move(x, y, steps=4)
+    page.wait_for_function(f"() => window.__explorerMaps['{key}'].hovered !== null", timeout=10_000)
+    page.mouse.click(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -59,43 +73,119 @@ def app_url(synthetic_bundle, tmp_path_factory):
             yield url
 
 
-@pytest.fixture
-def page(app_url):
+def _browser_page(app_url, args=LAUNCH_ARGS):
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args)
         page = browser.new_page(viewport={"width": 1440, "height": 1600})
-        errors = []
+        errors, outside = [], []
         page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def offline(route):  # nothing outside the app: the component must come from the committed build
+            if route.request.url.startswith(app_url):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", offline)
         page.goto(app_url)
         yield page
         browser.close()
         assert not errors, errors
 
 
-def test_click_a_point_shows_its_neighbour_gallery(page, synthetic_bundle):
-    page.wait_for_function(MAP_PAINTED, timeout=60_000)
-    index = page.evaluate(ISOLATED_POINT)
-    assert index >= 0
-    point = page.evaluate(POINT_ON_PAGE, [0, index])
-    # Hover first, as a user does: plotly clicks the point it last hovered, and hover is throttled,
-    # so a click while the hover still holds a point passed on the way would pick that one.
-    page.mouse.move(point["x"], point["y"], steps=4)
-    page.wait_for_function(HOVERING_ROW, arg=point["row"], timeout=10_000)
-    page.mouse.click(point["x"], point["y"])
+@pytest.fixture
+def page(app_url):
+    yield from _browser_page(app_url)
 
+
+def test_the_map_loads_from_the_committed_build_with_no_network(page):
+    scripts = []
+    page.on("response", lambda r: scripts.append(r.url) if "/explorer/map/script/" in r.url else None)
+    page.reload()
+    page.wait_for_function(map_ready(MAP), timeout=60_000)
+    assert scripts and all(r.startswith(page.url.split("/?")[0].rstrip("/")) for r in scripts)
+    assert page.evaluate(f"() => window.__explorerMaps['{MAP}'].status.textContent").startswith("600 of 600")
+
+
+def test_hover_shows_the_thumbnail_and_properties(page, synthetic_bundle):
+    page.wait_for_function(map_ready(MAP), timeout=60_000)
+    row, x, y = isolated_row(page)
+    page.mouse.move(x - 6, y - 6)
+    page.mouse.move(x, y, steps=3)
+    tip = page.locator(f".xmap-tip[data-row='{row}']")
+    tip.wait_for(state="visible", timeout=10_000)
+    assert tip.locator("img").get_attribute("src").startswith("data:image/png;base64,")
+    assert load_bundle(synthetic_bundle).catalog["id"].iat[row] in tip.inner_text()
+
+
+def test_zoom_survives_a_click_and_a_colour_change_and_the_gallery_shows_the_source(page, synthetic_bundle):
+    page.wait_for_function(map_ready(MAP), timeout=60_000)
+    box = page.locator(".xmap-gl").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
+    page.mouse.wheel(0, -400)
+    page.wait_for_timeout(600)
+    zoomed = page.evaluate(VIEW, MAP)
+    assert zoomed[0] > 1.2  # really zoomed in
+    row, x, y = isolated_row(page)
+    click_source(page, x, y)
     gallery = page.locator(".explorer-gallery figure")
     k = views.DEFAULT_K
     gallery.nth(k).wait_for(timeout=30_000)
-    assert gallery.count() == k + 1
     bundle = load_bundle(synthetic_bundle)
-    expected = neighbours_of_row(bundle, point["row"], k)
+    expected = neighbours_of_row(bundle, row, k)
     captions = gallery.locator("figcaption b").all_inner_texts()
-    assert captions == [bundle.catalog["id"].iat[point["row"]], *bundle.catalog["id"].iloc[expected.rows]]
-    page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData"
-                           ".some(t => t.name === 'nearest neighbours')")
+    assert captions == [bundle.catalog["id"].iat[row], *bundle.catalog["id"].iloc[expected.rows]]
+    page.wait_for_function(f"() => window.__explorerMaps['{MAP}'].data.marks.source === {row}", timeout=30_000)
+    assert np.allclose(page.evaluate(VIEW, MAP), zoomed), "the zoom was reset by the click"
+    page.get_by_label("Colour by").click()  # a colour change keeps the view too
+    page.get_by_role("option", name="flux_mjy").click()
+    page.wait_for_function(f"() => window.__explorerMaps['{MAP}'].data.legend.kind === 'numeric'", timeout=30_000)
+    assert np.allclose(page.evaluate(VIEW, MAP), zoomed), "the zoom was reset by a colour change"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "explore_click.png"), full_page=True)
+
+
+def test_a_lasso_lists_exactly_the_sources_inside_it(page, synthetic_bundle):
+    page.wait_for_function(map_ready(MAP), timeout=60_000)
+    box = page.locator(".xmap-gl").bounding_box()
+    cx, cy = box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.45
+    angles = np.linspace(0, 2 * np.pi, 40)
+    polygon = np.column_stack([cx + 110 * np.cos(angles), cy + 80 * np.sin(angles) * (1 + 0.3 * np.cos(3 * angles))])
+    page.locator(".xmap-bar button[data-action='lasso']").click()
+    page.mouse.move(*polygon[0])
+    page.mouse.down()
+    for x, y in polygon[1:]:
+        page.mouse.move(x, y, steps=2)
+    page.mouse.up()
+    inside = np.flatnonzero(Polygon(polygon).contains_points(np.nan_to_num(screen_positions(page), nan=-1e9)))
+    assert 5 < len(inside) < views.SELECTION_GALLERY_CAP
+    heading = page.get_by_text(f"Selection: {len(inside)} sources")
+    heading.wait_for(timeout=30_000)
+    gallery = page.locator(".explorer-gallery figure[data-row]")  # the summary's median tiles have no row
+    gallery.nth(len(inside) - 1).wait_for(timeout=30_000)
+    rows = sorted(int(r) for r in gallery.evaluate_all("tiles => tiles.map(t => t.dataset.row)"))
+    # the catalogue decides: every source whose map position falls inside the drawn polygon
+    assert rows == sorted(inside.tolist())
+
+
+def test_hiding_a_class_in_the_legend_hides_its_points(page, synthetic_bundle):
+    page.wait_for_function(map_ready(MAP), timeout=60_000)
+    catalog = load_bundle(synthetic_bundle).catalog
+    page.locator(".xmap-legend .xmap-item", has_text="compact").click()
+    visible = page.evaluate(f"() => window.__explorerMaps['{MAP}'].scatterplot.get('filteredPoints').length")
+    assert visible == int((catalog["morphology"] != "compact").sum())
+    hidden = np.flatnonzero(catalog["morphology"].to_numpy() == "compact")
+    assert np.isnan(screen_positions(page)[hidden, 0]).all()
+
+
+def test_without_webgl_the_map_says_so_and_shows_the_density_image(app_url):
+    for page in _browser_page(app_url, args=[*LAUNCH_ARGS, "--disable-3d-apis"]):
+        page.wait_for_function(map_ready(MAP), timeout=60_000)
+        note = page.locator(".xmap-note")
+        assert "no WebGL" in note.inner_text()
+        assert page.locator(".xmap-density").is_visible()
 
 
 def test_coordinate_search_in_the_browser(page, synthetic_bundle):
