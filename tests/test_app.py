@@ -1,10 +1,10 @@
 """Streamlit AppTest of each page: colour columns, map selections, coordinate queries, bad input.
 
-AppTest cannot click a Plotly chart, so a selection is fed in the way the page receives it:
-the map's ``on_select`` callback stores ``views.focus_from_event(event)`` under
-``ui.FOCUS_KEY``; the test builds that from a real-shaped selection event.
+AppTest cannot click the WebGL map, so a selection is fed in the way the page receives it: the
+component's callback stores ``views.focus_from_map(event)`` under ``ui.FOCUS_KEY``; the test builds
+that from a real-shaped event (a clicked row, or a lasso's vertices). The browser side is in
+``test_browser.py``.
 """
-import base64
 import json
 from pathlib import Path
 
@@ -14,9 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.app import ui, views
-from tests.app_helpers import galleries
+from tests.app_helpers import galleries, map_data
 from explorer.core.bundle import load_bundle
-from explorer.app.figures import ROW
+from explorer.app.latent_map import LatentMap
 from explorer.core.filters import is_numeric
 from explorer.core.search import neighbours_of_row
 
@@ -43,22 +43,6 @@ def assert_no_exception(app):
     assert not app.exception, [e.value for e in app.exception]
 
 
-def map_traces(app) -> list[dict]:
-    chart = next(c for c in app.get("plotly_chart") if "explore.map" in c.proto.id)
-    return json.loads(chart.proto.spec)["data"]
-
-
-def decoded(array) -> np.ndarray:
-    """A Plotly typed array ({dtype, bdata, shape}) back to numpy."""
-    values = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
-    shape = array.get("shape")
-    return values.reshape([int(s) for s in str(shape).split(",")]) if shape else values
-
-
-def trace_rows(trace) -> np.ndarray:
-    return decoded(trace["customdata"])[:, ROW].astype(np.int64)
-
-
 def selectbox(app, label):
     return next(w for w in app.sidebar.selectbox if w.label == label)
 
@@ -67,12 +51,9 @@ def text_input(block, label):
     return next(w for w in block.text_input if w.label == label)
 
 
-def event_for(bundle, *rows, box=False) -> dict:
-    """A selection event shaped like st.plotly_chart's (customdata arrives as {"0": row, "1": ra, ...})."""
-    points = [{"curve_number": 0, "point_index": i, "customdata": {"0": float(r), "1": float(bundle.catalog.ra[r])}}
-              for i, r in enumerate(rows)]
-    return {"selection": {"points": points, "point_indices": list(range(len(rows))),
-                          "box": [{"x": [0, 1], "y": [0, 1]}] if box else [], "lasso": []}}
+def click(bundle, row) -> views.Focus:
+    """What the map's callback makes of a click on ``row``."""
+    return views.focus_from_map({"clicked": row}, LatentMap(bundle), Path(bundle.path).resolve())
 
 
 def test_without_a_bundle_the_app_says_how_to_build_one(tmp_path, monkeypatch):
@@ -89,23 +70,25 @@ def test_explore_page_draws_the_map_coloured_by_any_column(bundle):
     assert selectbox(app, "Bundle").value == Path(bundle.path)
     categorical = next(c for c in bundle.property_columns if not is_numeric(bundle.catalog[c]))
     assert selectbox(app, "Colour by").value == categorical
-    names = {t["name"] for t in map_traces(app)}
-    assert names == {f"{v} ({n:,})" for v, n in bundle.catalog[categorical].value_counts().items()}
+    legend = map_data(app)["legend"]
+    assert {(i["label"], i["count"]) for i in legend["items"]} == set(bundle.catalog[categorical].value_counts().items())
 
     numeric = "bend_angle_deg"
     selectbox(app, "Colour by").set_value(numeric).run()
     assert_no_exception(app)
-    assert any(t["marker"].get("showscale") for t in map_traces(app))
+    legend = map_data(app)["legend"]
+    assert legend["kind"] == "numeric" and legend["max"] == bundle.catalog[numeric].max() and not legend["items"]
     app.sidebar.toggle[0].set_value(True).run()  # log scale: zero bend angles drawn apart
     assert_no_exception(app)
-    assert any(t["name"].startswith("bend_angle_deg ≤ 0 or missing (no log)") for t in map_traces(app))
-    assert all(t["marker"]["size"] == 4.0 for t in map_traces(app))
+    zero = int((bundle.catalog[numeric] <= 0).sum())
+    assert [i["label"] for i in map_data(app)["legend"]["items"]] == [
+        f"bend_angle_deg ≤ 0 or missing (no log): {zero:,}"]
+    assert map_data(app)["pointSize"] == 4.0
 
 
 def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
     row, k = 77, 12
-    focus = views.focus_from_event(event_for(bundle, row), Path(bundle.path).resolve())
-    app = run_app(state={ui.FOCUS_KEY: focus})
+    app = run_app(state={ui.FOCUS_KEY: click(bundle, row)})
     assert_no_exception(app)
     expected = neighbours_of_row(bundle, row, k)
     expected_ids = bundle.catalog["id"].iloc[expected.rows].tolist()
@@ -113,9 +96,8 @@ def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
     assert gallery.count("<figure") == k + 1
     for source_id, similarity in zip(expected_ids, expected.similarity):
         assert source_id in gallery and f"cos {similarity:.3f}" in gallery
-    traces = {t["name"]: t for t in map_traces(app)}
-    assert trace_rows(traces["selected source"]).tolist() == [row]
-    assert trace_rows(traces["nearest neighbours"]).tolist() == expected.rows.tolist()
+    marks = map_data(app)["marks"]
+    assert marks["source"] == row and marks["neighbours"] == expected.rows.tolist()
     assert app.image[0].captions == [bundle.catalog["id"].iat[row]] and app.get("download_button")
     assert f"{k} nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
 
@@ -128,14 +110,15 @@ def test_a_click_shows_the_source_its_neighbours_and_highlights_them(bundle):
 
 def test_a_box_selection_shows_a_capped_gallery_and_a_download(bundle):
     rows = list(range(0, 300, 5))  # 60 sources, more than the gallery shows
-    focus = views.focus_from_event(event_for(bundle, *rows, box=True), Path(bundle.path).resolve())
+    focus = views.Focus(str(Path(bundle.path).resolve()), "selection", tuple(rows))
     app = run_app(state={ui.FOCUS_KEY: focus})
     assert_no_exception(app)
     assert app.subheader[0].value == f"Selection: {len(rows)} sources"
     assert galleries(app)[0].count("<figure") == views.SELECTION_GALLERY_CAP
     assert any(f"first {views.SELECTION_GALLERY_CAP} of {len(rows)}" in c.value for c in app.caption)
     assert app.get("download_button")
-    assert not any(t["name"] == "selected source" for t in map_traces(app))
+    marks = map_data(app)["marks"]
+    assert marks["source"] is None and marks["selection"] == rows
 
 
 def test_a_bad_bundle_path_is_an_error_and_the_app_keeps_working(bundle, tmp_path):
@@ -143,14 +126,14 @@ def test_a_bad_bundle_path_is_an_error_and_the_app_keeps_working(bundle, tmp_pat
     text_input(app.sidebar, "…or open a bundle folder").input("nope").run()
     assert_no_exception(app)
     assert "no bundle named 'nope' in the bundle folder" in app.sidebar.error[0].value
-    assert app.get("plotly_chart")  # still showing the listed bundle
+    assert map_data(app)  # still showing the listed bundle
     broken = bundle.path.parent / f"broken-{tmp_path.name}"
     broken.mkdir()
     (broken / "manifest.json").write_text("{}")
     text_input(app.sidebar, "…or open a bundle folder").input(broken.name).run()
     error = app.sidebar.error[0].value
     assert "is not a complete bundle: missing" in error and str(bundle.path.parent) not in error
-    assert app.get("plotly_chart")
+    assert map_data(app)
     for outside in (str(tmp_path / "nope"), "/etc", "../.."):  # existing or not: the same words, no server path
         text_input(app.sidebar, "…or open a bundle folder").input(outside).run()
         assert "only bundles inside the explorer's bundle folder" in app.sidebar.error[0].value
@@ -162,8 +145,7 @@ def test_a_search_result_can_be_shown_on_the_map(bundle):
     text_input(app.main, "Object name or sky position").input(f"{bundle.catalog.ra[row]} {bundle.catalog.dec[row]}").run()
     next(b for b in app.button if b.label == "Show on the map").click().run()
     assert_no_exception(app)
-    traces = {t["name"]: t for t in map_traces(app)}  # now on the Explore page, the source highlighted
-    assert trace_rows(traces["selected source"]).tolist() == [row]
+    assert map_data(app)["marks"]["source"] == row  # now on the Explore page, the source highlighted
     assert f"nearest neighbours of {bundle.catalog['id'].iat[row]}" in app.subheader[0].value
 
 

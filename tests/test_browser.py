@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as Polygon
 
-from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, REPO, map_ready, streamlit_app
+from benchmarks.browser import (CHROMIUM, LAUNCH_ARGS, REPO, VIEW, click_source, map_ready, screen_positions,
+                                streamlit_app)
 from explorer.app import views
 from explorer.core.bundle import load_bundle
 from explorer.core.search import neighbours_of_row
@@ -18,22 +19,6 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO / "test-artifacts"
 MAP = "explore.map"
-# Every source's position in page pixels (NaN when hidden or off the map), from the component's camera.
-SCREEN_POSITIONS = """(key) => {
-  const view = window.__explorerMaps[key], box = view.canvas.getBoundingClientRect();
-  const visible = view.mask, out = [];
-  for (let row = 0; row < view.data.n; row++) {
-    const [x, y] = view.positionOf(row);
-    const shown = (!visible || visible[row]) && x > 4 && y > 4 && x < box.width - 4 && y < box.height - 4;
-    out.push(shown ? [box.left + x, box.top + y] : [NaN, NaN]);
-  }
-  return out;
-}"""
-VIEW = "(key) => Array.from(window.__explorerMaps[key].scatterplot.get('cameraView'))"
-
-
-def screen_positions(page, key=MAP) -> np.ndarray:
-    return np.asarray([[np.nan if v is None else v for v in xy] for xy in page.evaluate(SCREEN_POSITIONS, key)])
 
 
 def isolated_row(page, key=MAP, clearance=14.0) -> tuple[int, float, float]:
@@ -50,13 +35,6 @@ def isolated_row(page, key=MAP, clearance=14.0) -> tuple[int, float, float]:
         if np.sort(distance)[1] > clearance:
             return int(row), float(x), float(y)
     raise AssertionError("no isolated source on the map")
-
-
-def click_source(page, x: float, y: float, key=MAP) -> None:
-    page.mouse.move(x - 6, y - 6)
-    page.mouse.move(x, y, steps=4)
-    page.wait_for_function(f"() => window.__explorerMaps['{key}'].hovered !== null", timeout=10_000)
-    page.mouse.click(x, y)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 from benchmarks.synthetic import synthetic_bundle
 from explorer.app import ui, views
 from explorer.core import labels
+from tests.app_helpers import map_data
 from explorer.core.bundle import load_bundle
 from tests.test_finetune import sim_bundle_at
 
@@ -67,7 +68,8 @@ def test_training_a_head_adds_colour_columns_and_shows_results(bundle_path):
         assert column in options
     metrics = {m.label: m.value for m in app.metric}
     assert float(metrics["Held-out accuracy"].rstrip("%")) > 80 and metrics["Held-out labels"] == "80"
-    assert len(app.get("plotly_chart")) >= 3                # confusion matrix, learning curve, labelling map
+    assert len(app.get("plotly_chart")) >= 2                # confusion matrix, learning curve
+    assert map_data(app, "finetune.map")["n"] == load_bundle(bundle_path).n   # the labelling map
     assert len(app.get("download_button")) == 2
     # the new column colours the map at once
     next(w for w in app.sidebar.selectbox if w.label == "Colour by").set_value("morphology_linear_prob").run()

@@ -5,8 +5,8 @@ import astropy.units as u
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.app import ui, views
-from tests.app_helpers import galleries
+from explorer.app import map_server, ui, views
+from tests.app_helpers import galleries, map_data
 from explorer.core.bundle import load_bundle
 from explorer.core.search import neighbours_of_row
 from tests.sky_fixtures import MIRABEST, build_mirabest_bundle, mirabest_catalog, mirabest_file
@@ -157,16 +157,14 @@ def test_an_uploaded_fits_cutout_is_embedded_and_searched(real_bundle):
     table = app.dataframe[-1].value
     assert len(table) == views.DEFAULT_K
     # drawn on the map where search placed it: the similarity-weighted mean of its neighbours' positions
-    import json
-
     import numpy as np
 
-    chart = next(c for c in app.get("plotly_chart") if c.proto.id and "search.map" in c.proto.id)
-    star = next(t for t in json.loads(chart.proto.spec)["data"] if t["name"] == "query (placed)")
+    data = map_data(app, "search.map")
+    star = map_server.served(data["token"]).from_ndc(*data["marks"]["placed"])
     rows = [int(np.flatnonzero(real_bundle.catalog["id"].to_numpy() == i)[0]) for i in table["id"]]
     weights = table["cosine_similarity"].to_numpy()  # rounded to 4 decimals in the table
     expected = (real_bundle.map_xy[rows] * weights[:, None]).sum(0) / weights.sum()
-    np.testing.assert_allclose([star["x"][0], star["y"][0]], expected, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(star, expected, rtol=1e-3, atol=1e-3)
 
 
 @needs_mirabest

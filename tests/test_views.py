@@ -10,37 +10,25 @@ from astropy.coordinates import SkyCoord
 from explorer.app import views
 from explorer.core.bundle import load_bundle
 from explorer.core.export import to_csv_bytes
-from explorer.app.figures import MapFigure, MapStyle
+from explorer.app.latent_map import LatentMap
 from explorer.core.search import neighbours_of_row
 
 
-def click_event(*customdata_rows, box=(), lasso=()):
-    """A selection event as st.plotly_chart returns it (customdata serialised from a typed array)."""
-    points = [{"curve_number": 0, "point_number": i, "point_index": i, "x": 0.0, "y": 0.0,
-               "customdata": {str(j): float(v) for j, v in enumerate(row)}} for i, row in enumerate(customdata_rows)]
-    return {"selection": {"points": points, "point_indices": list(range(len(points))),
-                          "box": list(box), "lasso": list(lasso)}}
-
-
-def test_rows_come_from_customdata_of_any_trace(explorer_bundle):
-    figure = MapFigure(explorer_bundle).figure(MapStyle())
-    customdata = np.asarray(figure["data"][0]["customdata"])
-    event = click_event(customdata[17], customdata[3], customdata[17])
-    assert views.rows_from_event(event).tolist() == [17, 3]  # in order, without repeats
-    as_lists = {"selection": {"points": [{"customdata": [5.0, 1.0]}, {"customdata": 9}, {"x": 1}]}}
-    assert views.rows_from_event(as_lists).tolist() == [5, 9]
-    assert views.rows_from_event({}).tolist() == [] and views.rows_from_event(None).tolist() == []
-
-
-def test_a_click_is_a_source_a_drag_is_a_selection():
-    click = views.focus_from_event(click_event([4, 1, 2]), "/b")
+def test_a_click_is_a_source_a_lasso_every_source_inside(explorer_bundle):
+    latent_map = LatentMap(explorer_bundle)
+    click = views.focus_from_map({"clicked": 4}, latent_map, "/b")
     assert click == views.Focus("/b", "source", (4,)) and click.row == 4
-    box = {"x": [0, 1], "y": [0, 1], "xref": "x", "yref": "y"}
-    one_in_box = views.focus_from_event(click_event([4, 1, 2], box=[box]), "/b")
-    assert one_in_box.kind == "selection" and one_in_box.rows == (4,)
-    lasso = views.focus_from_event(click_event([4], [8], lasso=[{"x": [0, 1, 1], "y": [0, 0, 1]}]), "/b")
-    assert lasso.kind == "selection" and lasso.rows == (4, 8)
-    assert views.focus_from_event(click_event(), "/b") is None  # a cleared selection clears the focus
+    xy = np.asarray(explorer_bundle.map_xy, dtype=np.float64)
+    centre = np.median(xy, axis=0)
+    square = centre + np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * np.std(xy, axis=0) * 0.5
+    inside = np.flatnonzero((np.abs(xy - centre) <= np.std(xy, axis=0) * 0.5).all(axis=1))
+    x, y = latent_map.to_ndc(*square.T)
+    lasso = views.focus_from_map({"lasso": {"x": list(x), "y": list(y)}}, latent_map, "/b")
+    assert lasso.kind == "selection" and lasso.rows == tuple(inside.tolist()) and len(inside) > 2
+    for nothing in ({}, None, {"clicked": -1}, {"clicked": latent_map.n}, {"clicked": True}, {"clicked": "4"},
+                    {"lasso": {"x": [0, 1], "y": [0, 1]}}, {"lasso": {"x": ["a", 1, 2], "y": [0, 1, 2]}},
+                    {"lasso": {"x": [0, 1, 2], "y": [0, 1]}}, {"lasso": "everything"}):
+        assert views.focus_from_map(nothing, latent_map, "/b") is None  # nothing, or junk, clears the focus
 
 
 def test_selection_csv_has_id_position_and_properties(explorer_bundle):

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer.app import query, summaries, ui, views
-from explorer.app.figures import MapFigure, MapStyle
+from explorer.app.latent_map import LatentMap, MapStyle
 from explorer.app.images import Display, restretch
 from explorer.app.sky import display_ra, sky_figure
 from explorer.core import selections
@@ -16,8 +16,8 @@ from explorer.core.errors import InputError
 from explorer.core.filters import Condition, RowFilter, parse_filter
 from explorer.core.preprocess import to_thumbnails
 from explorer.core.search import neighbours_of_row
-from tests.app_helpers import galleries
-from tests.test_app import APP, assert_no_exception, map_traces, trace_rows
+from tests.app_helpers import drawn_rows, galleries, map_data
+from tests.test_app import APP, assert_no_exception
 
 FLUX_FRI = RowFilter((Condition("flux_mjy", low=5.0), Condition("morphology", values=("FRI",))))
 
@@ -65,29 +65,23 @@ def test_a_filter_survives_its_text_and_bad_text_is_refused(bundle):
             parse_filter(bad, bundle.catalog)
 
 
-def test_the_filtered_map_draws_only_the_kept_sources_on_the_same_axes(bundle):
-    figure = MapFigure(bundle)
-    kept = np.flatnonzero(FLUX_FRI.mask(bundle.catalog))
-    filtered = figure.figure(MapStyle(colour_by="morphology"), row_filter=FLUX_FRI)
-    drawn = np.concatenate([trace_rows(t) for t in json.loads(json.dumps(filtered, default=_plain))["data"]
-                            if t.get("customdata") is not None])
-    assert sorted(drawn.tolist()) == kept.tolist()
-    assert filtered["layout"]["xaxis"]["range"] == figure.figure(MapStyle())["layout"]["xaxis"]["range"]
+def test_the_filtered_map_draws_only_the_kept_sources_where_they_were(bundle):
+    latent_map = LatentMap(bundle)
+    kept = FLUX_FRI.mask(bundle.catalog)
+    np.testing.assert_array_equal(latent_map.keep(FLUX_FRI), kept)
+    points = latent_map.points
+    colouring = latent_map.colouring(MapStyle(colour_by="morphology"), row_filter=FLUX_FRI)
+    assert latent_map.points == points   # a filter hides sources; it never moves the others
+    assert sum(i["count"] for i in colouring.legend["items"]) == kept.sum()
 
 
-def _plain(value):
-    import base64
-    return {"dtype": str(value.dtype), "bdata": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
-            "shape": ",".join(map(str, value.shape))} if isinstance(value, np.ndarray) else str(value)
-
-
-def test_a_density_map_box_is_restricted_by_the_filter(bundle):
-    figure = MapFigure(bundle, density_from_n=100)
-    xy = figure.xy
-    event = {"selection": {"box": [{"x": [float(xy[:, 0].min()), float(xy[:, 0].max())],
-                                    "y": [float(xy[:, 1].min()), float(xy[:, 1].max())]}], "points": []}}
-    np.testing.assert_array_equal(figure.selection(event, FLUX_FRI), np.flatnonzero(FLUX_FRI.mask(bundle.catalog)))
-    assert figure.shown(FLUX_FRI).density.counts.sum() == FLUX_FRI.mask(bundle.catalog).sum()
+def test_a_box_is_restricted_by_the_filter(bundle):
+    latent_map = LatentMap(bundle)
+    low, high = latent_map.xy.min(axis=0) - 1, latent_map.xy.max(axis=0) + 1
+    xs, ys = latent_map.to_ndc([low[0], high[0], high[0], low[0]], [low[1], low[1], high[1], high[1]])
+    np.testing.assert_array_equal(latent_map.rows_in_polygon(xs, ys, FLUX_FRI),
+                                  np.flatnonzero(FLUX_FRI.mask(bundle.catalog)))
+    assert len(latent_map.rows_in_polygon(xs, ys)) == bundle.n
 
 
 def test_filtered_neighbours_are_the_exact_best_among_the_kept_rows(bundle):
@@ -107,12 +101,12 @@ def test_the_filter_bar_restricts_the_map_and_is_said(bundle):
     assert_no_exception(app)
     kept = FLUX_FRI.mask(bundle.catalog)
     assert any(f"{kept.sum():,} of {bundle.n:,} sources" in i.value for i in app.info)
-    drawn = np.concatenate([trace_rows(t) for t in map_traces(app) if t.get("customdata") is not None])
-    assert kept[drawn].all() and len(np.unique(drawn)) == kept.sum()
+    np.testing.assert_array_equal(drawn_rows(app), np.flatnonzero(kept))
+    assert map_data(app)["shown"] == kept.sum()
     next(b for b in app.button if b.label == "Clear filter").click()
     app.run()
     assert not any("Filter:" in i.value for i in app.info)
-    assert sum(len(trace_rows(t)) for t in map_traces(app) if t.get("customdata") is not None) == bundle.n
+    assert len(drawn_rows(app)) == bundle.n and map_data(app)["keep"] is None
 
 
 # ---------------------------------------------------------------- walking

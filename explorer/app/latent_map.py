@@ -132,8 +132,11 @@ class LatentMap:
     def n(self) -> int:
         return len(self.catalog)
 
-    def to_ndc(self, x: float, y: float) -> tuple[float, float]:
-        return float((x - self.centre[0]) / self.half), float((y - self.centre[1]) / self.half)
+    def to_ndc(self, x, y):
+        """Map coordinates to the component's normalised ones (scalars or arrays)."""
+        x, y = (np.asarray(x, dtype=np.float64) - self.centre[0]) / self.half, \
+            (np.asarray(y, dtype=np.float64) - self.centre[1]) / self.half
+        return (float(x), float(y)) if x.ndim == 0 else (x, y)
 
     def from_ndc(self, xs, ys) -> tuple[np.ndarray, np.ndarray]:
         return (np.asarray(xs, dtype=np.float64) * self.half + self.centre[0],
@@ -256,7 +259,8 @@ class LatentMap:
             "pointSize": style.point_size, "opacity": style.opacity,
             "marks": {"source": marks.source, "neighbours": list(marks.neighbours), "selection": list(marks.selection),
                       "examples": list(marks.examples),
-                      "placed": list(self.to_ndc(*marks.placed)) if marks.placed is not None else None},
+                      "placed": list(self.to_ndc(*marks.placed)) if marks.placed is not None and
+                      np.isfinite(marks.placed).all() else None},
         }
 
 

@@ -56,8 +56,13 @@ def display_from(query: str | None) -> Display:
                    colormap if colormap in COLORMAPS else Display().colormap)
 
 
+def served(token: str) -> LatentMap | None:
+    """The registered map a token names, if the server still answers for it."""
+    return _maps.get(token)
+
+
 def _map(request: Request) -> LatentMap | None:
-    return _maps.get(request.path_params["token"])
+    return served(request.path_params["token"])
 
 
 async def _data(request: Request) -> Response:
