@@ -78,8 +78,7 @@ def wait_for_listed(page, inside: int, start: float) -> tuple[float, int]:
 
 
 def drag(page, start, end, steps: int = 8) -> float:
-    """Press, move, pause and release the mouse, as a hand does; returns when it was released. (The pause matters:
-    regl-scatterplot's lasso drops the moves of its last 10 ms when the button is released.)"""
+    """Press, move, pause and release the mouse, as a hand does; returns when it was released."""
     page.mouse.move(*start)
     page.mouse.down()
     page.mouse.move(*end, steps=steps)
@@ -102,13 +101,10 @@ NEAREST = """([key, fx, fy]) => {
   }
   return best;
 }"""
-# Keep the next box the component reports (in its normalised coordinates, as it sends it to Python).
-RECORD_BOX_DRAWN = """(key) => { const view = window.__explorerMaps[key]; window.__boxDrawn = undefined;
-  if (!view.__boxWatched) { view.__boxWatched = true;
-    view.scatterplot.subscribe('lassoEnd', ({ coordinates }) => { window.__boxDrawn = coordinates; }); } }"""
-# Drawn sources inside that box, counted over the browser's own copy of the positions.
-COUNT_IN_BOX_DRAWN = """(key) => {
-  const view = window.__explorerMaps[key], xs = window.__boxDrawn.map(c => c[0]), ys = window.__boxDrawn.map(c => c[1]);
+# Drawn sources inside the last box the component sent (its normalised coordinates, as Python gets them),
+# counted over the browser's own copy of the positions.
+COUNT_IN_LAST_BOX = """(key) => {
+  const view = window.__explorerMaps[key], xs = view.lastLasso.map(c => c[0]), ys = view.lastLasso.map(c => c[1]);
   const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
   let count = 0;
   for (let row = 0; row < view.data.n; row++) {
@@ -164,6 +160,10 @@ class ComponentMap:
             page.mouse.wheel(0, -120)
             page.wait_for_timeout(40)
 
+    def reset(self, page) -> None:
+        page.locator(".xmap-bar button[data-action='reset']").first.click()
+        page.wait_for_timeout(500)
+
     def pan(self, page) -> None:
         area = self.area(page)
         middle = (area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
@@ -171,16 +171,16 @@ class ComponentMap:
 
     def box(self, page, low: float = 0.3, high: float = 0.6) -> dict:
         """Drag a box over the map in Box mode; ms from release until the page lists the selection, and the
-        sources inside the box the component drew (it starts at the first move after the press)."""
+        sources inside the box the component sent."""
         settle(page, self.painted)
         area = self.area(page)
         start = area["x"] + area["width"] * low, area["y"] + area["height"] * low
         end = area["x"] + area["width"] * high, area["y"] + area["height"] * high
         page.locator(".xmap-bar button[data-action='box']").first.click()
-        page.evaluate(RECORD_BOX_DRAWN, self.key)
+        page.evaluate(f"() => {{ window.__explorerMaps[{self.key!r}].lastLasso = undefined; }}")
         released = drag(page, start, end, steps=60)
-        page.wait_for_function("() => window.__boxDrawn !== undefined", timeout=TIMEOUT_MS)
-        inside = page.evaluate(COUNT_IN_BOX_DRAWN, self.key)
+        page.wait_for_function(f"() => window.__explorerMaps[{self.key!r}].lastLasso !== undefined", timeout=TIMEOUT_MS)
+        inside = page.evaluate(COUNT_IN_LAST_BOX, self.key)
         elapsed, listed = wait_for_listed(page, inside, released)
         page.locator(".xmap-bar button[data-action='pan']").first.click()
         return {"box_ms": elapsed, "box_listed": listed, "box_inside": inside}
@@ -263,6 +263,11 @@ class PlotlyMap:
              (area["x"] + area["width"] * 2 / 3, area["y"] + area["height"] * 2 / 3))
         page.wait_for_timeout(300)
         self.set_dragmode(page, previous)
+
+    def reset(self, page) -> None:
+        page.evaluate("() => Plotly.relayout(document.querySelector('.js-plotly-plot'), "
+                      "{'xaxis.autorange': true, 'yaxis.autorange': true})")
+        page.wait_for_timeout(500)
 
     def pan(self, page) -> None:
         previous = self.set_dragmode(page, "pan")

@@ -14,6 +14,7 @@ from explorer.app.latent_map import FOCUS_COLOUR, NEIGHBOUR_COLOUR
 FOOTPRINT_BINS = (16, 120)      # cells across the footprint: about sqrt(N)/1.5, within these bounds
 FOOTPRINT_SCALE = [[0.0, "#eef1f5"], [1.0, "#5b6b7d"]]
 MAX_MARKED = 5_000      # sources drawn as points; a bigger selection is drawn as its first MAX_MARKED
+SVG_UP_TO = 1_000       # fewer marks than this are drawn as SVG: a WebGL trace costs a new GL context each rerun
 
 
 def display_ra(ra_deg: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ class SkyMap:
         for name, picked, symbol, colour, size in ((marked, rows, "circle-open", NEIGHBOUR_COLOUR, 9),
                                                    ("source", clicked, "star", FOCUS_COLOUR, 16)):
             if len(picked):
-                traces.append(dict(type="scattergl", mode="markers", name=name, x=self.ra[picked], y=self.dec[picked],
+                traces.append(dict(type="scatter" if len(picked) <= SVG_UP_TO else "scattergl", mode="markers", name=name, x=self.ra[picked], y=self.dec[picked],
                                    text=self.ids[picked], customdata=picked,
                                    marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color=colour)),
                                    hovertemplate="<b>%{text}</b><br>RA %{x:.5f}°  Dec %{y:+.5f}°<extra></extra>"))

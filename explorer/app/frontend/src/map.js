@@ -3,7 +3,7 @@
 // Python (explorer/app/latent_map.py) sends small JSON each rerun; the arrays come once from the app's
 // own routes (explorer/app/map_server.py) under URLs that name their content, and are kept here.
 // The view (zoom, pan) belongs to the user: it survives reruns, and page changes through sessionStorage.
-import createScatterplot from 'regl-scatterplot';
+import createScatterplot, { createRenderer } from 'regl-scatterplot';
 
 const bytes = new Map();          // url -> Promise<ArrayBuffer>
 const cards = new Map();          // hover url -> Promise<card>
@@ -64,6 +64,55 @@ function formatNumber(value) {
   return magnitude !== 0 && (magnitude >= 1e5 || magnitude < 1e-3) ? value.toExponential(2) : String(+value.toPrecision(4));
 }
 
+// A uniform grid over the points, built once per map: the point under the cursor without asking the renderer
+// (regl-scatterplot redraws every point on each hover, a second per frame at 10^6 under software GL).
+class PointGrid {
+  constructor(x, y) {
+    const n = x.length;
+    this.size = Math.max(1, Math.ceil(Math.sqrt(n / 8)));
+    this.x = x;
+    this.y = y;
+    const cells = this.size * this.size;
+    const cellOf = new Int32Array(n);
+    this.start = new Int32Array(cells + 1);
+    for (let i = 0; i < n; i += 1) {
+      cellOf[i] = this.cell(x[i], y[i]);
+      this.start[cellOf[i] + 1] += 1;
+    }
+    for (let c = 0; c < cells; c += 1) this.start[c + 1] += this.start[c];
+    const filled = this.start.slice(0, cells);
+    this.rows = new Int32Array(n);
+    for (let i = 0; i < n; i += 1) this.rows[filled[cellOf[i]]++] = i;
+  }
+
+  column(value) {
+    return Math.min(this.size - 1, Math.max(0, Math.floor(((value + 1) / 2) * this.size)));
+  }
+
+  cell(x, y) {
+    return this.column(y) * this.size + this.column(x);
+  }
+
+  // The nearest shown row within `radius` (map units) of (x, y), or null.
+  nearest(x, y, radius, shown) {
+    let best = null;
+    let bestDistance = radius * radius;
+    const [c0, c1, r0, r1] = [this.column(x - radius), this.column(x + radius), this.column(y - radius), this.column(y + radius)];
+    for (let r = r0; r <= r1; r += 1) {
+      for (let c = c0; c <= c1; c += 1) {
+        const cell = r * this.size + c;
+        for (let k = this.start[cell]; k < this.start[cell + 1]; k += 1) {
+          const row = this.rows[k];
+          if (shown && !shown[row]) continue;
+          const d = (this.x[row] - x) ** 2 + (this.y[row] - y) ** 2;
+          if (d <= bestDistance) { bestDistance = d; best = row; }
+        }
+      }
+    }
+    return best;
+  }
+}
+
 class LatentMapView {
   constructor(root) {
     if (!document.getElementById('xmap-style')) {
@@ -83,7 +132,8 @@ class LatentMapView {
     this.legend = element('div', 'xmap-legend', this.stage);
     this.hidden = new Set();        // legend classes switched off
     this.hovered = null;
-    this.lassoing = false;
+    this.lasso = null;              // the polygon being drawn (page pixels relative to the stage), or null
+    this.mode = 'pan';
     this.data = null;
     this.ready = false;
     this.showDensity = false;
@@ -98,6 +148,96 @@ class LatentMapView {
       this.showDensity = true;
     }
     new ResizeObserver(() => this.resize()).observe(this.stage);
+    // Hover, click, lasso and box are handled here, in the capture phase, and drawn on the overlay; the
+    // renderer sees only what moves the camera, so it redraws only when the view or the data change.
+    this.stage.addEventListener('mousedown', (e) => this.onDown(e), true);
+    this.stage.addEventListener('mousemove', (e) => this.onMove(e), true);
+    this.stage.addEventListener('mouseleave', () => { if (!this.lasso) this.setHovered(null); });
+    this.stage.addEventListener('mouseleave', (e) => { if (e.target === this.canvas) e.stopPropagation(); }, true);
+    this.stage.addEventListener('click', (e) => this.onClick(e), true);
+    window.addEventListener('mousemove', (e) => { if (this.lasso) this.extendLasso(e); });
+    window.addEventListener('mouseup', (e) => { if (this.lasso) this.endLasso(e); });
+  }
+
+  local(event) {
+    const box = this.stage.getBoundingClientRect();
+    return [event.clientX - box.left, event.clientY - box.top];
+  }
+
+  // Stage pixels to the map's normalised coordinates (the inverse of `project`; the camera does not rotate).
+  unproject(px, py) {
+    const width = this.stage.clientWidth;
+    const height = this.stage.clientHeight;
+    const v = this.view || [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+    const clipX = (2 * px) / width - 1;
+    const clipY = 1 - (2 * py) / height;
+    return [(clipX * (width / height) - v[12]) / v[0], (clipY - v[13]) / v[5]];
+  }
+
+  pointAt(px, py) {
+    if (!this.grid) return null;
+    const [x, y] = this.unproject(px, py);
+    const [x1] = this.unproject(px + Math.max(5, this.data.pointSize + 2), py);
+    return this.grid.nearest(x, y, Math.abs(x1 - x), this.mask);
+  }
+
+  onDown(event) {
+    if (event.target !== this.canvas) return;     // the legend, say
+    this.downAt = this.local(event);
+    if (!this.grid || event.button !== 0 || (this.mode === 'pan' && !event.shiftKey)) return;
+    event.stopPropagation();        // a selection, not a pan
+    event.preventDefault();
+    this.setHovered(null);
+    this.lasso = { box: this.mode === 'box', points: [this.downAt] };
+  }
+
+  onMove(event) {
+    if (this.lasso || event.buttons) return;      // a drag: the camera's or the lasso's
+    if (event.target !== this.canvas) { this.setHovered(null); return; }
+    event.stopPropagation();
+    const [px, py] = this.local(event);
+    this.setHovered(this.pointAt(px, py));
+  }
+
+  onClick(event) {
+    if (!this.grid || !this.downAt || event.target !== this.canvas) return;
+    event.stopPropagation();
+    const [px, py] = this.local(event);
+    if (Math.hypot(px - this.downAt[0], py - this.downAt[1]) > 4) return;   // the end of a pan
+    const row = this.pointAt(px, py);
+    if (row !== null) {
+      this.hideCard();
+      this.send('clicked', row);
+    }
+  }
+
+  extendLasso(event) {
+    const point = this.local(event);
+    const points = this.lasso.points;
+    if (this.lasso.box) points[1] = point;
+    else if (Math.hypot(point[0] - points[points.length - 1][0], point[1] - points[points.length - 1][1]) >= 2) {
+      points.push(point);
+    }
+    this.scheduleRedraw();
+  }
+
+  endLasso(event) {
+    this.extendLasso(event);
+    const { box, points } = this.lasso;
+    this.lasso = null;
+    this.scheduleRedraw();
+    const corners = box && points.length === 2
+      ? [points[0], [points[1][0], points[0][1]], points[1], [points[0][0], points[1][1]]] : points;
+    if (corners.length < 3) return;
+    const polygon = corners.map(([px, py]) => this.unproject(px, py));
+    this.lastLasso = polygon;
+    this.send('lasso', { x: polygon.map((p) => p[0]), y: polygon.map((p) => p[1]) });
+  }
+
+  setHovered(row) {
+    if (row === this.hovered) return;
+    if (row === null) this.hideCard(); else this.showCard(row);
+    this.scheduleRedraw();
   }
 
   toolbar() {
@@ -128,31 +268,18 @@ class LatentMapView {
 
   setMode(name) {
     for (const mode of ['pan', 'lasso', 'box']) this.buttons[mode].setAttribute('aria-pressed', String(mode === name));
-    if (!this.scatterplot) return;
-    this.scatterplot.set(name === 'pan' ? { mouseMode: 'panZoom' }
-      : { mouseMode: 'lasso', lassoType: name === 'box' ? 'rectangle' : 'freeform' });
+    this.mode = name;
+    this.stage.style.cursor = name === 'pan' ? '' : 'crosshair';
   }
 
   createScatterplot() {
+    // regl-scatterplot draws offscreen, then copies each frame onto our canvas. Its default offscreen canvas is
+    // the whole window; one the size of the map copies a third of the pixels (the copy dominates a frame under
+    // software GL).
+    this.renderer = createRenderer({ canvas: document.createElement('canvas') });
     const scatterplot = createScatterplot({
-      canvas: this.canvas, width: 'auto', height: 'auto', backgroundColor: '#ffffff', pointColorHover: '#111111',
-      pointColorActive: MARK, pointOutlineWidth: 2, pointSizeSelected: 2, lassoColor: '#1f6feb',
-      pointScaleMode: 'asinh', colorBy: 'valueA', deselectOnDblClick: false, deselectOnEscape: true,
-      lassoInitiator: false, lassoClearEvent: 'lassoEnd',
-    });
-    scatterplot.subscribe('pointOver', (row) => this.showCard(row));
-    scatterplot.subscribe('pointOut', () => this.hideCard());
-    scatterplot.subscribe('lassoStart', () => { this.lassoing = true; this.hideCard(); });
-    scatterplot.subscribe('lassoEnd', ({ coordinates }) => {
-      this.lassoing = false;
-      if (coordinates && coordinates.length >= 3) {
-        this.send('lasso', { x: coordinates.map((c) => c[0]), y: coordinates.map((c) => c[1]) });
-      }
-    });
-    scatterplot.subscribe('select', ({ points }) => {
-      if (this.lassoing || !points || points.length !== 1) return;
-      this.hideCard();
-      this.send('clicked', points[0]);
+      renderer: this.renderer, canvas: this.canvas, width: 'auto', height: 'auto', backgroundColor: '#ffffff',
+      pointScaleMode: 'asinh', colorBy: 'valueA', lassoInitiator: false, keyMap: {}, spatialIndexUseWorker: true,
     });
     scatterplot.subscribe('view', ({ view }) => {
       this.view = view;
@@ -184,6 +311,10 @@ class LatentMapView {
       this.y = new Float32Array(points, 4 * data.n, data.n);
       this.codes = new Uint8Array(colours);
       this.keep = keep ? new Uint8Array(keep) : null;
+      if (this.webgl && this.gridOf !== points) {
+        this.grid = new PointGrid(this.x, this.y);
+        this.gridOf = points;
+      }
     } catch (e) {
       this.note.style.display = 'block';
       this.note.textContent = `The map's data could not be loaded (${e.message}). Reload the page.`;
@@ -193,31 +324,38 @@ class LatentMapView {
     this.status.textContent = `${data.shown.toLocaleString()} of ${data.n.toLocaleString()} sources drawn`
       + (data.unplaced ? ` · ${data.unplaced.toLocaleString()} without map coordinates left out` : '');
     if (this.scatterplot) await this.drawPoints(data, previous, newMap);
+    else this.shownRows();             // the density image follows the filter too
     this.ready = true;
     this.redraw();
   }
 
   async drawPoints(data, previous, newMap) {
+    // Every change below costs a frame of all N points (a second at 10^6 under software GL): settle the look and
+    // the camera before the points are drawn, and touch only what changed.
     const scatterplot = this.scatterplot;
-    const sameColours = previous && !newMap && previous.colour === data.colour;
-    if (!sameColours) {
-      const valueA = Float32Array.from(this.codes);
-      await scatterplot.draw({ x: this.x, y: this.y, valueA }, { zDataType: 'categorical', preventFilterReset: true });
-    }
-    scatterplot.set({
+    const look = {
       pointColor: data.palette, pointSize: data.pointSize,
       opacity: data.n > 50000 ? 1 : data.opacity, opacityBy: data.n > 50000 ? 'density' : null,
-    });
+    };
+    if (JSON.stringify(look) !== this.look) {
+      this.look = JSON.stringify(look);
+      scatterplot.set(look);
+    }
     if (newMap) {
       let saved = null;
       try { saved = JSON.parse(sessionStorage.getItem(this.viewKey) || 'null'); } catch (e) { saved = null; }
       if (saved && saved.length === 16) scatterplot.view(saved, { preventEvent: true });
       this.view = scatterplot.get('cameraView');
     }
-    if (previous && JSON.stringify(previous.marks) !== JSON.stringify(data.marks)) {
-      scatterplot.deselect({ preventEvent: true });
+    const sameColours = previous && !newMap && previous.colour === data.colour;
+    if (!sameColours) {
+      const valueA = Float32Array.from(this.codes);
+      const rows = this.shownRows();
+      await scatterplot.draw({ x: this.x, y: this.y, valueA }, {
+        zDataType: 'categorical', preventFilterReset: true, ...(rows ? { filter: rows } : {}) });
+    } else {
+      this.applyFilter();
     }
-    this.applyFilter();
   }
 
   visibleMask() {
@@ -231,14 +369,24 @@ class LatentMapView {
     return mask;
   }
 
-  applyFilter() {
+  // The rows to draw (null: all), or undefined when nothing changed since the last call; keeps `mask`.
+  shownRows() {
+    const shown = `${this.data.token}|${this.data.colour}|${this.data.keep}|${[...this.hidden].join(',')}`;
+    if (shown === this.shown) return undefined;
+    this.shown = shown;
     const mask = this.visibleMask();
     this.mask = mask;
-    if (!this.scatterplot) return;
-    if (!mask) { this.scatterplot.unfilter({ preventEvent: true }); return; }
+    if (!mask) return null;
     const rows = [];
     for (let i = 0; i < mask.length; i += 1) if (mask[i]) rows.push(i);
-    this.scatterplot.filter(rows, { preventEvent: true });
+    return rows;
+  }
+
+  applyFilter() {
+    const rows = this.shownRows();
+    if (rows === undefined || !this.scatterplot) return;       // unchanged: no redraw
+    if (rows) this.scatterplot.filter(rows, { preventEvent: true });
+    else if (this.scatterplot.get('filteredPoints').length !== this.data.n) this.scatterplot.unfilter({ preventEvent: true });
   }
 
   legendFor(legend, palette) {
@@ -392,6 +540,27 @@ class LatentMapView {
     };
     if (marks.source !== null && marks.source !== undefined) star(this.positionOf(marks.source));
     if (marks.placed) star(this.project(marks.placed[0], marks.placed[1]));
+    if (this.hovered !== null) {
+      context.strokeStyle = '#111111';
+      context.lineWidth = 1.5;
+      ring(this.hovered, size * 0.6);
+    }
+    if (this.lasso) {
+      const points = this.lasso.points;
+      context.strokeStyle = '#1f6feb';
+      context.fillStyle = 'rgba(31, 111, 235, 0.08)';
+      context.lineWidth = 1.5;
+      context.beginPath();
+      if (this.lasso.box && points.length === 2) {
+        const [[x0, y0], [x1, y1]] = points;
+        context.rect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+      } else {
+        points.forEach(([x, y], i) => (i ? context.lineTo(x, y) : context.moveTo(x, y)));
+        context.closePath();
+      }
+      context.fill();
+      context.stroke();
+    }
   }
 
   zoomToMarked() {
@@ -403,7 +572,7 @@ class LatentMapView {
   }
 
   showCard(row) {
-    if (this.lassoing || !this.data) return;
+    if (this.lasso || !this.data) return;
     this.hovered = row;
     const url = `${this.data.base}/hover/${row}?display=${encodeURIComponent(this.data.display)}`;
     if (!cards.has(url)) cards.set(url, fetch(url).then((r) => r.json()).catch(() => null));
@@ -432,7 +601,11 @@ class LatentMapView {
   resize() {
     if (this.scatterplot) {
       const { clientWidth: width, clientHeight: height } = this.stage;
-      if (width > 0 && height > 0) this.scatterplot.set({ width, height });
+      if (width > 0 && height > 0) {
+        this.renderer.resize(width, height);
+        this.renderer.refresh();
+        this.scatterplot.set({ width, height });
+      }
     }
     this.redraw();
   }
