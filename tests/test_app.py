@@ -189,3 +189,24 @@ def test_the_log_switch_belongs_to_its_column(bundle):
     selectbox(app, "Colour by").set_value("ra").run()
     assert_no_exception(app)
     assert app.sidebar.toggle[0].value is False  # RA is not drawn on a log scale because bend angle was
+
+
+def test_sources_without_map_coordinates_are_left_out_and_the_page_says_how_many(synthetic_bundle, tmp_path,
+                                                                               monkeypatch):
+    import hashlib
+    import shutil
+
+    copy = shutil.copytree(synthetic_bundle, tmp_path / "bundles" / "unplaced")
+    map_xy = np.load(copy / "map.npy")
+    map_xy[[3, 30, 300]] = np.nan
+    np.save(copy / "map.npy", map_xy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    data = (copy / "map.npy").read_bytes()
+    manifest["files"]["map.npy"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(copy.parent))
+    app = run_app()
+    assert_no_exception(app)
+    n = len(map_xy)
+    assert any(f"3 of {n:,} sources have no map coordinates" in c.value for c in app.caption)
+    assert map_data(app)["shown"] == n - 3

@@ -97,7 +97,7 @@ def test_sources_without_map_coordinates_are_left_out_and_counted(bundle):
     bundle.map_xy[[3, 30, 300]] = np.nan
     latent_map = LatentMap(bundle)
     payload = latent_map.payload(MapStyle(), RowFilter(), Marks(), "/base")
-    assert payload["unplaced"] == 3 and payload["shown"] == bundle.n - 3 and payload["keep"]
+    assert latent_map.n_unplaced == 3 and payload["shown"] == bundle.n - 3 and payload["keep"]
     mask = np.frombuffer(latent_map.by_key[payload["keep"].rsplit("/", 1)[1]], dtype=np.uint8)
     assert mask.sum() == bundle.n - 3 and not mask[[3, 30, 300]].any()
     everything = latent_map.rows_in_polygon([-2, 2, 2, -2], [-2, -2, 2, 2])

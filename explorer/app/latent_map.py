@@ -254,7 +254,7 @@ class LatentMap:
             "points": f"{base}/data/points",
             "colour": f"{base}/data/{colouring.key}",
             "keep": f"{base}/data/{keep_key}" if filtered else None,
-            "filtered": filtered, "unplaced": self.n_unplaced, "shown": int((keep & self.placed).sum()),
+            "filtered": filtered, "shown": int((keep & self.placed).sum()),
             "palette": colouring.palette, "legend": colouring.legend,
             "pointSize": style.point_size, "opacity": style.opacity,
             "marks": {"source": marks.source, "neighbours": list(marks.neighbours), "selection": list(marks.selection),

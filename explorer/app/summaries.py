@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 
 from explorer.app.images import Display, GalleryItem, gallery_html
-from explorer.core.bundle import category_labels
-from explorer.core.filters import is_numeric
+from explorer.core.filters import ColumnCodes, is_numeric
 
 MEDIAN_SAMPLE = 256      # thumbnails per group behind a median image (a random sample of bigger groups)
 MAX_GROUPS = 12
@@ -16,16 +15,19 @@ SELECTION_COLOUR = "#ff2e88"
 CATALOGUE_COLOUR = "#8c8c8c"
 
 
-def class_counts(bundle, rows, column: str, keep: np.ndarray | None = None) -> pd.DataFrame:
+def class_counts(bundle, rows, column: str, keep: np.ndarray | None = None, codes: ColumnCodes | None = None
+                 ) -> pd.DataFrame:
     """Per value of a categorical column: how many selected sources have it, and its share in the selection
-    and in the (filtered) catalogue, most common in the selection first."""
-    labels = category_labels(bundle.catalog[column])
-    everyone = labels if keep is None else labels[keep]
-    picked = pd.Series(labels[np.asarray(rows, dtype=np.int64)]).value_counts()
-    overall = pd.Series(everyone).value_counts()
-    table = pd.DataFrame({column: picked.index.astype(str), "selected": picked.to_numpy()})
+    and in the (filtered) catalogue, most common in the selection first. ``codes``: the column's integer codes,
+    computed once (labelling 10^6 strings costs half a second a rerun)."""
+    codes, labels = (codes or ColumnCodes(bundle.catalog))(column)
+    everyone = codes if keep is None else codes[keep]
+    picked = np.bincount(codes[np.asarray(rows, dtype=np.int64)], minlength=len(labels))
+    overall = np.bincount(everyone, minlength=len(labels))
+    order = [i for i in np.argsort(-picked, kind="stable") if picked[i]]
+    table = pd.DataFrame({column: labels[order].astype(str), "selected": picked[order]})
     table["% of selection"] = 100 * table["selected"] / max(int(picked.sum()), 1)
-    table["% of catalogue"] = 100 * overall.reindex(table[column]).fillna(0).to_numpy() / max(len(everyone), 1)
+    table["% of catalogue"] = 100 * overall[order] / max(len(everyone), 1)
     return table.reset_index(drop=True)
 
 
@@ -52,16 +54,19 @@ def property_histogram(bundle, rows, column: str, keep: np.ndarray | None = None
                                            legend=dict(orientation="h", y=1.15))}
 
 
-def median_thumbnails(bundle, rows, column: str | None, display: Display = Display(), *, seed: int = 0) -> str:
+def median_thumbnails(bundle, rows, column: str | None, display: Display = Display(), *, seed: int = 0,
+                      codes: ColumnCodes | None = None) -> str:
     """A gallery of one median thumbnail per group of the selection (by a categorical column; one group
     for the whole selection without one): the typical look of each class."""
     rows = np.asarray(rows, dtype=np.int64)
     if column is None or is_numeric(bundle.catalog[column]):
         groups = {"selection": rows}
     else:
-        labels = category_labels(bundle.catalog[column])[rows]
-        counts = pd.Series(labels).value_counts()
-        groups = {str(value): rows[labels == value] for value in counts.index[:MAX_GROUPS]}
+        column_codes, labels = (codes or ColumnCodes(bundle.catalog))(column)
+        picked = column_codes[rows]
+        counts = np.bincount(picked, minlength=len(labels))
+        largest = [i for i in np.argsort(-counts, kind="stable")[:MAX_GROUPS] if counts[i]]
+        groups = {str(labels[i]): rows[picked == i] for i in largest}
     rng = np.random.default_rng(seed)
     items = []
     for name, members in groups.items():

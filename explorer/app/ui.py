@@ -486,6 +486,9 @@ def map_view(context: Context, marks: Marks = Marks(), *, key: str, height: int 
     handler = partial(_on_map_event, loaded, key, context.row_filter, switch_to_explore)
     _MAP(data=data, key=key, on_clicked_change=handler, on_lasso_change=handler,
          on_log_change=partial(_on_log_toggle, key, context.style.colour_by))
+    if loaded.map.n_unplaced:
+        st.caption(f"{loaded.map.n_unplaced:,} of {loaded.map.n:,} sources have no map coordinates (NaN in the "
+                   "bundle's map) and are left out of the map; searches still find them.")
 
 
 def _on_map_event(loaded: Loaded, key: str, row_filter: RowFilter, switch_to_explore: bool) -> None:
@@ -697,12 +700,13 @@ def selection_summary(context: Context, rows) -> None:
         group = group_column.selectbox("Group by", [None, *categorical], key="summary.group",
                                        format_func=lambda c: "(none)" if c is None else c)
         if group is not None:
-            counts_column.dataframe(summaries.class_counts(bundle, rows, group, context.keep), hide_index=True,
+            counts_column.dataframe(summaries.class_counts(bundle, rows, group, context.keep, context.loaded.map.codes),
+                                    hide_index=True,
                                     width="stretch", column_config={
                                         c: st.column_config.NumberColumn(format="%.1f") for c in
                                         ("% of selection", "% of catalogue")})
         st.caption("Median thumbnail per group: the typical look of each class in the selection.")
-        st.html(summaries.median_thumbnails(bundle, rows, group, context.display))
+        st.html(summaries.median_thumbnails(bundle, rows, group, context.display, codes=context.loaded.map.codes))
         if numeric:
             st.session_state.setdefault("summary.properties", numeric[:2])
             chosen = st.multiselect("Histograms of", numeric, key="summary.properties")

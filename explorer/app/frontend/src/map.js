@@ -279,7 +279,7 @@ class LatentMapView {
     this.renderer = createRenderer({ canvas: document.createElement('canvas') });
     const scatterplot = createScatterplot({
       renderer: this.renderer, canvas: this.canvas, width: 'auto', height: 'auto', backgroundColor: '#ffffff',
-      pointScaleMode: 'asinh', colorBy: 'valueA', lassoInitiator: false, keyMap: {}, spatialIndexUseWorker: true,
+      pointScaleMode: 'asinh', colorBy: 'valueA', lassoInitiator: false, keyMap: {}, spatialIndexUseWorker: false,
     });
     scatterplot.subscribe('view', ({ view }) => {
       this.view = view;
@@ -321,8 +321,7 @@ class LatentMapView {
       return;
     }
     this.legendFor(data.legend, data.palette);
-    this.status.textContent = `${data.shown.toLocaleString()} of ${data.n.toLocaleString()} sources drawn`
-      + (data.unplaced ? ` · ${data.unplaced.toLocaleString()} without map coordinates left out` : '');
+    this.status.textContent = `${data.shown.toLocaleString()} of ${data.n.toLocaleString()} sources drawn`;
     if (this.scatterplot) await this.drawPoints(data, previous, newMap);
     else this.shownRows();             // the density image follows the filter too
     this.ready = true;
