@@ -155,7 +155,11 @@ class LatentMapView {
     this.stage.addEventListener('mouseleave', () => { if (!this.lasso) this.setHovered(null); });
     this.stage.addEventListener('mouseleave', (e) => { if (e.target === this.canvas) e.stopPropagation(); }, true);
     this.stage.addEventListener('click', (e) => this.onClick(e), true);
-    window.addEventListener('mousemove', (e) => { if (this.lasso) this.extendLasso(e); });
+    window.addEventListener('mousemove', (e) => {     // the renderer would hover (and redraw) under the lasso
+      if (!this.lasso) return;
+      e.stopPropagation();
+      this.extendLasso(e);
+    }, true);
     window.addEventListener('mouseup', (e) => { if (this.lasso) this.endLasso(e); });
   }
 
@@ -166,8 +170,7 @@ class LatentMapView {
 
   // Stage pixels to the map's normalised coordinates (the inverse of `project`; the camera does not rotate).
   unproject(px, py) {
-    const width = this.stage.clientWidth;
-    const height = this.stage.clientHeight;
+    const { width, height } = this.dims();
     const v = this.view || [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
     const clipX = (2 * px) / width - 1;
     const clipY = 1 - (2 * py) / height;
@@ -299,7 +302,10 @@ class LatentMapView {
     this.setTriggerValue = setTriggerValue;
     const previous = this.data;
     this.data = data;
-    this.stage.style.height = `${data.height}px`;
+    if (this.stage.style.height !== `${data.height}px`) {
+      this.stage.style.height = `${data.height}px`;
+      this.size = null;
+    }
     this.viewKey = `explorer.map.view:${data.key}:${data.token}`;
     const newMap = !previous || previous.token !== data.token;
     if (newMap) this.hidden.clear();
@@ -429,8 +435,7 @@ class LatentMapView {
 
   // Screen position (CSS pixels in the stage) of normalised map coordinates, through the camera.
   project(x, y) {
-    const width = this.stage.clientWidth;
-    const height = this.stage.clientHeight;
+    const { width, height } = this.dims();
     const v = this.view || [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
     const aspect = width / height;
     const clipX = (v[0] * x + v[4] * y + v[12]) / aspect;
@@ -449,8 +454,7 @@ class LatentMapView {
 
   sized(canvas) {
     const ratio = window.devicePixelRatio || 1;
-    const width = this.stage.clientWidth;
-    const height = this.stage.clientHeight;
+    const { width, height } = this.dims();
     if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
       canvas.width = Math.round(width * ratio);
       canvas.height = Math.round(height * ratio);
@@ -472,8 +476,7 @@ class LatentMapView {
     this.density.style.display = this.showDensity ? 'block' : 'none';
     if (!this.showDensity) return;
     const cell = 4;
-    const width = this.stage.clientWidth;
-    const height = this.stage.clientHeight;
+    const { width, height } = this.dims();
     const columns = Math.ceil(width / cell);
     const rows = Math.ceil(height / cell);
     const counts = new Uint32Array(columns * rows);
@@ -576,7 +579,7 @@ class LatentMapView {
     const url = `${this.data.base}/hover/${row}?display=${encodeURIComponent(this.data.display)}`;
     if (!cards.has(url)) cards.set(url, fetch(url).then((r) => r.json()).catch(() => null));
     const [x, y] = this.positionOf(row);
-    const width = this.stage.clientWidth;
+    const { width } = this.dims();
     this.tip.style.left = `${Math.min(x + 14, width - 270)}px`;
     this.tip.style.top = `${Math.max(y - 60, 4)}px`;
     cards.get(url).then((card) => {
@@ -597,9 +600,16 @@ class LatentMapView {
     this.tip.style.display = 'none';
   }
 
+  // The stage's size in CSS pixels, read once per resize (reading it per point forces a layout each time).
+  dims() {
+    if (!this.size) this.size = { width: this.stage.clientWidth, height: this.stage.clientHeight };
+    return this.size;
+  }
+
   resize() {
+    this.size = null;
     if (this.scatterplot) {
-      const { clientWidth: width, clientHeight: height } = this.stage;
+      const { width, height } = this.dims();
       if (width > 0 && height > 0) {
         this.renderer.resize(width, height);
         this.renderer.refresh();
