@@ -8,7 +8,6 @@ that from a real-shaped event (a clicked row, or a lasso's vertices). The browse
 import json
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest

@@ -1,5 +1,4 @@
 """Issue 12's workflows: filter, walk, several examples, summaries, stretch, saved selections, the view in the URL."""
-import json
 from pathlib import Path
 
 import numpy as np

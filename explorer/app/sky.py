@@ -72,7 +72,8 @@ class SkyMap:
         for name, picked, symbol, colour, size in ((marked, rows, "circle-open", NEIGHBOUR_COLOUR, 9),
                                                    ("source", clicked, "star", FOCUS_COLOUR, 16)):
             if len(picked):
-                traces.append(dict(type="scatter" if len(picked) <= SVG_UP_TO else "scattergl", mode="markers", name=name, x=self.ra[picked], y=self.dec[picked],
+                traces.append(dict(type="scatter" if len(picked) <= SVG_UP_TO else "scattergl", mode="markers",
+                                   name=name, x=self.ra[picked], y=self.dec[picked],
                                    text=self.ids[picked], customdata=picked,
                                    marker=dict(symbol=symbol, size=size, color=colour, line=dict(width=2, color=colour)),
                                    hovertemplate="<b>%{text}</b><br>RA %{x:.5f}°  Dec %{y:+.5f}°<extra></extra>"))

@@ -20,9 +20,9 @@ def class_counts(bundle, rows, column: str, keep: np.ndarray | None = None, code
     """Per value of a categorical column: how many selected sources have it, and its share in the selection
     and in the (filtered) catalogue, most common in the selection first. ``codes``: the column's integer codes,
     computed once (labelling 10^6 strings costs half a second a rerun)."""
-    codes, labels = (codes or ColumnCodes(bundle.catalog))(column)
-    everyone = codes if keep is None else codes[keep]
-    picked = np.bincount(codes[np.asarray(rows, dtype=np.int64)], minlength=len(labels))
+    column_codes, labels = (codes or ColumnCodes(bundle.catalog))(column)
+    everyone = column_codes if keep is None else column_codes[keep]
+    picked = np.bincount(column_codes[np.asarray(rows, dtype=np.int64)], minlength=len(labels))
     overall = np.bincount(everyone, minlength=len(labels))
     order = [i for i in np.argsort(-picked, kind="stable") if picked[i]]
     table = pd.DataFrame({column: labels[order].astype(str), "selected": picked[order]})

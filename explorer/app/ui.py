@@ -700,9 +700,8 @@ def selection_summary(context: Context, rows) -> None:
         group = group_column.selectbox("Group by", [None, *categorical], key="summary.group",
                                        format_func=lambda c: "(none)" if c is None else c)
         if group is not None:
-            counts_column.dataframe(summaries.class_counts(bundle, rows, group, context.keep, context.loaded.map.codes),
-                                    hide_index=True,
-                                    width="stretch", column_config={
+            counts = summaries.class_counts(bundle, rows, group, context.keep, context.loaded.map.codes)
+            counts_column.dataframe(counts, hide_index=True, width="stretch", column_config={
                                         c: st.column_config.NumberColumn(format="%.1f") for c in
                                         ("% of selection", "% of catalogue")})
         st.caption("Median thumbnail per group: the typical look of each class in the selection.")
