@@ -17,6 +17,7 @@ if __name__ == "__main__":
         st.Page(ui.EXPLORE_PAGE, title="Explore", icon=":material/scatter_plot:", default=True),
         st.Page(ui.SEARCH_PAGE, title="Similarity search", icon=":material/travel_explore:"),
         st.Page(ui.FINETUNE_PAGE, title="Fine-tune", icon=":material/model_training:"),
+        st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
     ]))
 else:
     from explorer.app.map_server import ROUTES

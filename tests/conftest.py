@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.synthetic import synthetic_bundle as build_synthetic_bundle
 from explorer.core.bundle import load_bundle
-from tests.pipeline_fixtures import small_demo  # noqa: F401  (session fixture: a bundle from the real pipeline)
+from tests.pipeline_fixtures import lens_study, small_demo  # noqa: F401  (session fixtures: the real pipeline)
 
 
 def pytest_configure(config):

@@ -120,8 +120,24 @@ def _simulate(p: ArgumentParser) -> None:
     p.add_argument("--examples", help="save a PNG grid of example cutouts per class here")
 
 
+def _lenses(p: ArgumentParser) -> None:
+    p.add_argument("--n", type=positive_int, default=2000, help="number of lenses (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--instrument", default="train", choices=("train", "shifted"),
+                   help="PSF family and noise level (shifted: the test lenses')")
+    p.add_argument("--pixels", type=positive_int, default=55, help="image side over the 5.5 arcsec field (paper: 110)")
+    p.add_argument("--out", required=True, help="write a FITS catalogue directory here")
+
+
+def _lens_study(p: ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lens_study.yaml",
+                   help="the study's sizes and recipes (default configs/lens_study.yaml)")
+    p.add_argument("--out", type=Path, required=True, help="study folder (runs, bundles, results); rerun to resume")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
-         "ablation": _ablation, "simulate": _simulate}
+         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study}
 
 
 def parser(tool: str) -> ArgumentParser:

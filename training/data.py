@@ -1,7 +1,9 @@
 """Data specs: where training and embedding get their images.
 
 ``<DATA>`` is either a FITS catalogue directory (``catalog.csv`` + FITS images, the
-layout of ``../shared/data/mirabest``) or a simulation spec ``sim:radio?n=5000&seed=0``, or several
+layout of ``../shared/data/mirabest``) or a simulation spec (``sim:radio?n=5000&seed=0``, the FIRST-like sky of :mod:`training.simulate`;
+``sim:lens?n=2000&seed=0&instrument=train&pairs=1``, the strong lenses of :mod:`training.lenses`,
+``pairs=1`` adding a second rendering of each lens for LenSiam), or several
 of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
 one set, in that order, with a ``dataset`` column saying where each came from. The mixing ratio is
 the ratio of their sizes (the simulator's ``n``).
@@ -19,8 +21,10 @@ from explorer.core.errors import InputError
 from explorer.core.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
-SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files) or sim:radio?n=5000&seed=0, "
-             "or several joined by ' + '")
+SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), sim:radio?n=5000&seed=0 or "
+             "sim:lens?n=2000&seed=0, or several joined by ' + '")
+SIMULATIONS = {"radio": {"n": 5000, "seed": 0},                                    # training.simulate
+               "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0}}  # training.lenses
 MIX = " + "
 
 
@@ -31,22 +35,35 @@ class SourceSet:
     columns: dict                 # column -> {"unit", "description"}
     spec: str
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) of unreadable images
+    partners: np.ndarray | None = None  # a second rendering of each source (a simulator's positive pairs)
 
 
 def parse_sim_spec(spec: str) -> dict:
-    """``sim:radio?n=5000&seed=0`` -> {"kind": "radio", "n": 5000, "seed": 0}."""
+    """``sim:radio?n=5000&seed=0`` -> {"kind": "radio", "n": 5000, "seed": 0} (defaults filled in)."""
     parsed = urlparse(spec)
     kind = parsed.path
-    if kind != "radio":
-        raise InputError(f"unknown simulation {kind!r} in {spec!r}; available: sim:radio?n=5000&seed=0")
-    params = {"n": 5000, "seed": 0}
+    if kind not in SIMULATIONS:
+        raise InputError(f"unknown simulation {kind!r} in {spec!r}; available: sim:radio?n=5000&seed=0, "
+                         "sim:lens?n=2000&seed=0&instrument=train&pairs=0")
+    params = dict(SIMULATIONS[kind])
     for key, value in parse_qsl(parsed.query, keep_blank_values=True):
         if key not in params:
-            raise InputError(f"unknown parameter {key!r} in {spec!r}; use n and seed")
+            raise InputError(f"unknown parameter {key!r} in {spec!r}; use {', '.join(params)}")
+        if isinstance(params[key], str):
+            params[key] = value
+            continue
         try:
             params[key] = int(value)
         except ValueError:
             raise InputError(f"{key} must be a whole number in {spec!r}, got {value!r}") from None
+    if kind == "lens":
+        from training.lenses import INSTRUMENTS
+
+        if params["instrument"] not in INSTRUMENTS:
+            raise InputError(f"instrument must be one of {', '.join(INSTRUMENTS)} in {spec!r}, "
+                             f"got {params['instrument']!r}")
+        if params["pairs"] not in (0, 1):
+            raise InputError(f"pairs must be 0 or 1 in {spec!r}, got {params['pairs']}")
     if not 0 <= params["seed"] < 2**32:
         raise InputError(f"seed must be within 0 to 2**32 - 1 in {spec!r}")
     if not 1 <= params["n"] <= MAX_SIMULATED:
@@ -85,9 +102,11 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
                                on_progress=on_progress)
                      for p in parts], spec)
     if spec.startswith("sim:"):
+        sim = parse_sim_spec(spec)
+        if sim["kind"] == "lens":
+            return _lenses(sim, spec, pixels, pixel_scale_arcsec, progress)
         from training.simulate import COLUMNS, simulate_sources
 
-        sim = parse_sim_spec(spec)
         images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
         catalog.attrs["bands"] = ["image"]
         return SourceSet(images[:, None], catalog, dict(COLUMNS), spec)
@@ -101,6 +120,19 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
     return SourceSet(images, catalog, columns, str(path.resolve()), skipped=skipped)
 
 
+def _lenses(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progress: bool) -> SourceSet:
+    from training.lenses import COLUMNS, FIELD_ARCSEC, simulate_lenses
+
+    if abs(pixels * pixel_scale_arcsec - FIELD_ARCSEC) > 1e-6 * FIELD_ARCSEC:
+        raise InputError(f"{spec} renders a {FIELD_ARCSEC}\" field: data.pixels x data.pixel_scale_arcsec must be "
+                         f"{FIELD_ARCSEC} (e.g. 55 px at 0.1\"/px), got {pixels} x {pixel_scale_arcsec}")
+    lenses = simulate_lenses(sim["n"], sim["seed"], instrument=sim["instrument"], pixels=pixels,
+                             pairs=bool(sim["pairs"]), progress=progress)
+    lenses.catalog.attrs["bands"] = ["image"]
+    return SourceSet(lenses.images[:, None], lenses.catalog, dict(COLUMNS), spec,
+                     partners=None if lenses.partners is None else lenses.partners[:, None])
+
+
 def _mix(sets: list[SourceSet], spec: str) -> SourceSet:
     shapes = {s.images.shape[1:] for s in sets}
     if len(shapes) > 1:
@@ -110,5 +142,7 @@ def _mix(sets: list[SourceSet], spec: str) -> SourceSet:
     catalog.attrs["bands"] = bands[0]
     columns = {k: v for s in reversed(sets) for k, v in s.columns.items()}
     columns["dataset"] = {"unit": "", "description": "which part of the mixed training data the source came from"}
+    if any(s.partners is not None for s in sets):
+        raise InputError(f"{spec!r} mixes a simulation's positive pairs with other data; train LenSiam on one lens set")
     return SourceSet(np.concatenate([s.images for s in sets]), catalog, columns, spec,
                      skipped=[x for s in sets for x in s.skipped])

@@ -5,6 +5,7 @@ every cutout the way the recipe says, and keeps the result under
 ``<EXPLORER_HOME>/cache/cutouts/<key>/``::
 
     images.npy       float32 [N, C, S, S], preprocessed, with the rotation margin (memory-mapped)
+    partners.npy     the same for the second rendering of each source, when the data has positive pairs
     catalog.parquet  the rows that loaded: id, ra, dec, properties
     meta.json        the key's ingredients, the band names, per-band pixel scales, column metadata, skips
 
@@ -15,7 +16,8 @@ message. Training on 10^6 cutouts then needs only a batch in memory: :meth:`Cuto
 rows it is given.
 
 A batch is a dict: ``images`` [B, C, S, S], ``bands`` (names), ``targets`` {column: float tensor [B]}
-for the catalogue columns a method asks for, and ``row`` [B] (rows of the catalogue).
+for the catalogue columns a method asks for, ``row`` [B] (rows of the catalogue) and, for a method
+that trains on a simulator's positive pairs, ``partners`` [B, C, S, S].
 """
 from __future__ import annotations
 
@@ -49,11 +51,12 @@ class Cutouts:
     columns: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     path: Path | None = None
-    _fd: int | None = field(default=None, repr=False)
+    partners: np.ndarray | None = None   # float32 [N, C, S, S]: the second rendering of each source
+    _fds: dict = field(default_factory=dict, repr=False)
 
     def __del__(self):
-        if self._fd is not None:
-            os.close(self._fd)
+        for fd in self._fds.values():
+            os.close(fd)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -67,26 +70,35 @@ class Cutouts:
         if bad:
             raise InputError(f"method {method!r} needs numeric catalogue column(s); {', '.join(bad)} are not")
 
-    def read(self, index: np.ndarray) -> np.ndarray:
-        """The cutouts at ``index``, read with pread from the cache file: only the batch enters this process's
-        memory (pages of a memory map, once touched, would count towards it until the map is dropped)."""
-        if not isinstance(self.images, np.memmap) or self.images.filename is None:
-            return np.ascontiguousarray(self.images[index])
-        if self._fd is None:
-            self._fd = os.open(self.images.filename, os.O_RDONLY)
-        row_bytes = self.images[0].nbytes
-        out = np.empty((len(index), *self.images.shape[1:]), dtype=np.float32)
+    def check_partners(self, method: str) -> None:
+        if self.partners is None:
+            raise InputError(f"method {method!r} trains on a simulator's positive pairs, which this data lacks; "
+                             "use sim:lens?...&pairs=1")
+
+    def read(self, index: np.ndarray, array: np.ndarray | None = None) -> np.ndarray:
+        """The cutouts at ``index`` (of ``images``, or of ``array``), read with pread from the cache file: only the
+        batch enters this process's memory (pages of a memory map, once touched, would count towards it)."""
+        array = self.images if array is None else array
+        if not isinstance(array, np.memmap) or array.filename is None:
+            return np.ascontiguousarray(array[index])
+        if array.filename not in self._fds:
+            self._fds[array.filename] = os.open(array.filename, os.O_RDONLY)
+        fd, row_bytes = self._fds[array.filename], array[0].nbytes
+        out = np.empty((len(index), *array.shape[1:]), dtype=np.float32)
         for j in np.argsort(index, kind="stable"):  # in file order
-            start = self.images.offset + int(index[j]) * row_bytes
-            out[j] = np.frombuffer(os.pread(self._fd, row_bytes, start), dtype=np.float32).reshape(out.shape[1:])
+            start = array.offset + int(index[j]) * row_bytes
+            out[j] = np.frombuffer(os.pread(fd, row_bytes, start), dtype=np.float32).reshape(out.shape[1:])
         return out
 
-    def batch(self, rows: torch.Tensor, targets: tuple[str, ...] = (), device: torch.device | str = "cpu") -> dict:
+    def batch(self, rows: torch.Tensor, targets: tuple[str, ...] = (), device: torch.device | str = "cpu", *,
+              partners: bool = False) -> dict:
         index = rows.numpy()
-        images = torch.from_numpy(self.read(index)).to(device, non_blocking=True)
-        return {"images": images, "bands": self.bands, "row": rows,
-                "targets": {c: torch.as_tensor(self.catalog[c].to_numpy(dtype=np.float32)[index], device=device)
-                            for c in targets}}
+        batch = {"images": torch.from_numpy(self.read(index)).to(device, non_blocking=True), "bands": self.bands,
+                 "row": rows, "targets": {c: torch.as_tensor(self.catalog[c].to_numpy(dtype=np.float32)[index],
+                                                             device=device) for c in targets}}
+        if partners:
+            batch["partners"] = torch.from_numpy(self.read(index, self.partners)).to(device, non_blocking=True)
+        return batch
 
 
 def cache_key(spec: str, pixels: int, pixel_scale_arcsec: float, params: Preprocessing) -> dict:
@@ -101,9 +113,12 @@ def data_identity(spec: str) -> dict:
     if len(parts) > 1:
         return {"mix": [data_identity(p) for p in parts]}
     if spec.startswith("sim:"):
+        from training.lenses import LENS_SIMULATOR_VERSION
         from training.simulate import SIMULATOR_VERSION
 
-        return {"spec": spec, "simulator": SIMULATOR_VERSION, "parsed": parse_sim_spec(spec)}
+        parsed = parse_sim_spec(spec)
+        version = LENS_SIMULATOR_VERSION if parsed["kind"] == "lens" else SIMULATOR_VERSION
+        return {"spec": spec, "simulator": version, "parsed": parsed}
     folder = data_folder(spec)
     table = read_catalog_csv(folder)
     files = []
@@ -147,27 +162,37 @@ def _open(folder: Path, key: dict) -> Cutouts:
     catalog = pd.read_parquet(folder / "catalog.parquet")
     if images.dtype != np.float32 or images.ndim != 4 or len(images) != len(catalog) or len(images) != meta["n"]:
         raise ValueError(f"images {images.dtype} {images.shape} do not match its {len(catalog)} catalogue rows")
-    return Cutouts(images, catalog, meta["bands"], meta["columns"], meta, folder)
+    partners = None
+    if meta.get("partners"):
+        partners = np.load(folder / "partners.npy", mmap_mode="r", allow_pickle=False)
+        if partners.shape != images.shape or partners.dtype != np.float32:
+            raise ValueError(f"partners {partners.dtype} {partners.shape} do not match images {images.shape}")
+    return Cutouts(images, catalog, meta["bands"], meta["columns"], meta, folder, partners)
+
+
+def _preprocess_to(path: Path, raw: np.ndarray, params: Preprocessing, zero_points: np.ndarray | None,
+                   progress: bool) -> None:
+    first = preprocess(raw[:1], params, margin_for_rotation=True)
+    images = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(raw), *first.shape[1:]))
+    for start in tqdm(range(0, len(images), CHUNK), desc="preprocessing", unit="chunk", disable=not progress):
+        rows = slice(start, start + CHUNK)
+        images[rows] = preprocess(raw[rows], params, margin_for_rotation=True,
+                                  zero_points=None if zero_points is None else zero_points[rows])
+    images.flush()
 
 
 def _build(folder: Path, spec: str, key: dict, pixels: int, pixel_scale_arcsec: float, params: Preprocessing,
            progress: bool) -> Cutouts:
     data = load_data(spec, pixels=pixels, pixel_scale_arcsec=pixel_scale_arcsec, progress=progress)
     bands = list(data.catalog.attrs.get("bands") or [f"band{i}" for i in range(data.images.shape[1])])
+    zero_points = row_zero_points(data.catalog, bands, params)
     with atomic_directory(folder) as tmp:
-        first = preprocess(data.images[:1], params, margin_for_rotation=True)
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.float32,
-                                           shape=(len(data.images), *first.shape[1:]))
-        zero_points = row_zero_points(data.catalog, bands, params)
-        for start in tqdm(range(0, len(images), CHUNK), desc="preprocessing", unit="chunk", disable=not progress):
-            rows = slice(start, start + CHUNK)
-            images[rows] = preprocess(data.images[rows], params, margin_for_rotation=True,
-                                      zero_points=None if zero_points is None else zero_points[rows])
-        images.flush()
-        del images
+        _preprocess_to(tmp / "images.npy", data.images, params, zero_points, progress)
+        if data.partners is not None:
+            _preprocess_to(tmp / "partners.npy", data.partners, params, zero_points, progress)
         data.catalog.to_parquet(tmp / "catalog.parquet", index=False)
         (tmp / "meta.json").write_text(json.dumps({
-            "key": key, "n": len(data.catalog), "bands": bands,
+            "key": key, "n": len(data.catalog), "bands": bands, "partners": data.partners is not None,
             "band_pixel_scales_arcsec": {b: pixel_scale_arcsec for b in bands},
             "columns": data.columns, "skipped": data.skipped, "spec": data.spec}, indent=1, default=str))
     return _open(folder, key)

@@ -24,6 +24,7 @@ if __name__ == "__main__":  # --help and bad arguments, before torch is imported
     _cli.parse_early("evaluate")
 
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -264,16 +265,21 @@ def write_plots(results: dict, out: Path, task: Task) -> None:
         learning_curve_figure(results["curves"], task).write_html(tmp, include_plotlyjs=True)
 
 
-@cli_entry
-def main(argv=None):
-    parser = cli.parser("evaluate")
-    args = parser.parse_args(argv)
-    bundle = load_bundle(args.bundle)
-    evaluation = Evaluation(args, bundle)
+def evaluate(argv: list[str]) -> tuple[dict, Path]:
+    """Run (or resume) the evaluation the command line ``argv`` describes; write its results and return them
+    with the folder they are in."""
+    args = cli.parser("evaluate").parse_args(argv)
+    evaluation = Evaluation(args, load_bundle(args.bundle))
     evaluation.run()
     results = evaluation.results()
     write_json(evaluation.out / RESULTS_FILE, results)
     write_plots(results, evaluation.out, evaluation.labels.task)
+    return results, evaluation.out
+
+
+@cli_entry
+def main(argv=None):
+    results, out = evaluate(sys.argv[1:] if argv is None else argv)
     metric = results["metric"]
     for method, rows in results["curves"].items():
         shown = ", ".join(f"{r['labels']}: {r[metric]:.4f}" + (f"±{r[metric + '_se']:.4f}" if r[metric + '_se'] else "")
@@ -283,7 +289,7 @@ def main(argv=None):
         if baseline.startswith(("random-init", "supervised")):
             print(f"WARNING: {results['config']['methods'][0]} is no better than {baseline} at "
                   f"{', '.join(map(str, counts))} labels: the pre-training is not helping there")
-    print(f"results: {evaluation.out / RESULTS_FILE}")
+    print(f"results: {out / RESULTS_FILE}")
 
 
 if __name__ == "__main__":

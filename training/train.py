@@ -115,6 +115,8 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
         raise InputError(f"the recipe's bands ({', '.join(config.data.bands)}) differ from the data's "
                          f"({', '.join(data.bands)})")
     data.check_targets(Method.targets, config.method)
+    if Method.partners:
+        data.check_partners(config.method)
     views = make_views(Method.views)
 
     encoder, feature_dim = build_encoder(config.encoder.architecture, config.encoder.in_channels)
@@ -176,7 +178,7 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rows = order[i * batch_size:(i + 1) * batch_size]
-            batch = data.batch(rows[share], Method.targets, dev)
+            batch = data.batch(rows[share], Method.targets, dev, partners=Method.partners)
             with torch.no_grad():
                 batch = views(batch, config, views_rng, share, batch_size)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):

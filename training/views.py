@@ -41,6 +41,14 @@ def single_image(batch: dict, config, rng: torch.Generator, share: slice, total:
     return {**batch, "views": (encoder_input(batch["images"], config.preprocessing),)}
 
 
+@view_maker("simulated_pairs")
+def simulated_pairs(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
+    """The simulator's two renderings of each source, as they are (LenSiam: the pair shares the lens mass, and
+    any further augmentation - a zoom, say - would change it)."""
+    params = config.preprocessing
+    return {**batch, "views": (encoder_input(batch["images"], params), encoder_input(batch["partners"], params))}
+
+
 def make_views(name: str):
     if name not in VIEW_MAKERS:
         raise InputError(f"unknown views {name!r}; available: {', '.join(VIEW_MAKERS)}")

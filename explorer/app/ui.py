@@ -40,6 +40,7 @@ ALADIN_SCRIPT = "https://aladin.cds.unistra.fr/AladinLite/api/v3/latest/aladin.j
 EXPLORE_PAGE = "pages/1_Explore.py"
 SEARCH_PAGE = "pages/2_Similarity_search.py"
 FINETUNE_PAGE = "pages/3_Fine_tune.py"
+COMPARE_PAGE = "pages/4_Compare.py"
 NO_BUNDLE = ("No bundle found in `{where}`. Run `make run` (it builds the demo bundle, then starts the app) "
              "or `python -m training.demo`, then reload this page — or type a bundle folder in the sidebar.")
 
@@ -448,14 +449,17 @@ export default function(component) {
 _GALLERY = st.components.v2.component("explorer.gallery", js=GALLERY_JS)
 
 
-def gallery(loaded: Loaded, html: str, *, key: str, switch_to_explore: bool = False) -> None:
-    """A thumbnail gallery whose tiles make their source the query (on the Explore page)."""
-    _GALLERY(data=html, key=key, on_picked_change=partial(_on_pick, loaded.path, key, switch_to_explore))
+def gallery(loaded: Loaded, html: str, *, key: str, switch_to_explore: bool = False, on_pick=None) -> None:
+    """A thumbnail gallery whose tiles make their source the query (on the Explore page); ``on_pick(row)``
+    replaces that."""
+    _GALLERY(data=html, key=key, on_picked_change=partial(_on_pick, loaded.path, key, switch_to_explore, on_pick))
 
 
-def _on_pick(path: str, key: str, switch_to_explore: bool) -> None:
+def _on_pick(path: str, key: str, switch_to_explore: bool, on_pick) -> None:
     picked = (st.session_state.get(key) or {}).get("picked")
-    if picked is not None:
+    if picked is not None and on_pick is not None:
+        on_pick(int(picked))
+    elif picked is not None:
         st.session_state[PICK_KEY] = Pick(path, int(picked), switch_to_explore)
 
 
@@ -474,16 +478,17 @@ _MAP = st.components.v2.component("explorer.map", js=MAP_JS, isolate_styles=Fals
 
 
 def map_view(context: Context, marks: Marks = Marks(), *, key: str, height: int = 620,
-             switch_to_explore: bool = False) -> None:
+             switch_to_explore: bool = False, on_focus=None) -> None:
     """The latent map: every source, coloured by the sidebar's style; a click makes a source the focus, a lasso
-    or box selects every source inside (on another page, ``switch_to_explore`` then opens Explore)."""
+    or box selects every source inside (on another page, ``switch_to_explore`` then opens Explore).
+    ``on_focus(focus)`` replaces that: the page gets the clicked source or selection (None: cleared)."""
     loaded = context.loaded
     base = map_server.register(loaded.map)
     display = context.display
     data = loaded.map.payload(context.style, context.row_filter, marks, base)
     data.update(key=key, height=height, script=map_server.script_url(),
                 display=f"{display.stretch},{display.interval},{display.colormap}")
-    handler = partial(_on_map_event, loaded, key, context.row_filter, switch_to_explore)
+    handler = partial(_on_map_event, loaded, key, context.row_filter, switch_to_explore, on_focus)
     _MAP(data=data, key=key, on_clicked_change=handler, on_lasso_change=handler,
          on_log_change=partial(_on_log_toggle, key, context.style.colour_by))
     if loaded.map.n_unplaced:
@@ -491,10 +496,13 @@ def map_view(context: Context, marks: Marks = Marks(), *, key: str, height: int 
                    "bundle's map) and are left out of the map; searches still find them.")
 
 
-def _on_map_event(loaded: Loaded, key: str, row_filter: RowFilter, switch_to_explore: bool) -> None:
+def _on_map_event(loaded: Loaded, key: str, row_filter: RowFilter, switch_to_explore: bool, on_focus) -> None:
     event = st.session_state.get(key) or {}
     focus = views.focus_from_map(event, loaded.map, loaded.path, row_filter)
-    if focus is not None and focus.kind == "source" and switch_to_explore:
+    if on_focus is not None:
+        if "clicked" in event or "lasso" in event:
+            on_focus(focus)
+    elif focus is not None and focus.kind == "source" and switch_to_explore:
         st.session_state[PICK_KEY] = Pick(loaded.path, focus.row, True)
     elif "clicked" in event or "lasso" in event:
         set_focus(focus)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: the map pages start fas
     import torch
 
 
-SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh")
+SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh", "max")
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,16 @@ class Preprocessing:
     """How survey pixels become encoder input; recorded in the manifest and used alike for training,
     embedding and queries. ``low``/``high``/``choices`` are checked when a training config loads.
 
-    Scalings (after NaN -> 0; all but ``calibrated`` first zero the pixels below the noise floor):
+    Scalings (after NaN -> 0; all but ``calibrated`` and ``max`` first zero the pixels below the noise floor):
 
     - ``peak`` (paper 1, the default): each band divided by its own peak -> [0, 1];
     - ``peak_all_bands``: every band divided by the image's brightest pixel, so colours survive;
     - ``calibrated`` (paper 2, Eq. 3.2): x * 10^(5 - 0.4 zp) / ps^2 per band, with the bands' zero points
       (``zero_points``, or per source from ``zp_<band>`` catalogue columns) and ``pixel_scale_arcsec``;
       no other normalisation;
-    - ``asinh``: ``peak_all_bands``, then asinh(x / a) / asinh(1 / a) with a = ``asinh_softening``.
+    - ``asinh``: ``peak_all_bands``, then asinh(x / a) / asinh(1 / a) with a = ``asinh_softening``;
+    - ``max`` (paper 5): each band divided by its maximum, with no noise floor (the noise stays, as in the
+      paper's lens images).
     """
     clip_sigma: float = field(default=3.0, metadata={"low": 0.0, "high": 100.0})  # floor: median + clip_sigma * sigma
     crop_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})      # centre crop the encoder sees (paper 1)
@@ -108,6 +110,9 @@ def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation
         zp = np.asarray(params.zero_points if zero_points is None else zero_points, dtype=np.float64)
         factor = 10 ** (5 - 0.4 * zp) / params.pixel_scale_arcsec ** 2
         x *= np.broadcast_to(factor, (len(x), x.shape[1]))[..., None, None].astype(np.float32)
+    elif params.scaling == "max":
+        peak = x.max(axis=(-2, -1), keepdims=True)
+        np.divide(x, peak, out=x, where=peak > 0)
     else:
         # Noise and peak come from the whole cutout, so the result does not depend on the crop kept.
         with warnings.catch_warnings():  # constant (e.g. all-zero) images give a zero sigma; that is fine

@@ -8,6 +8,8 @@ A method is an ``nn.Module`` built from a backbone and its own config, and the t
 - ``views``: the name of the view maker that fills each batch (:mod:`training.views`): two
   augmentations of each image, a simulator's positive pairs, or single images with targets;
 - ``targets``: catalogue columns the method needs in ``batch["targets"]`` (checked against the data);
+- ``partners``: True when it trains on a simulator's positive pairs (``batch["partners"]``, the second
+  rendering of each source; the data must have them);
 - ``loss(batch)``: a scalar tensor (``forward`` calls it, so DistributedDataParallel sees the call);
 - ``on_step_end(step, total_steps)``: after each optimiser step (BYOL's EMA update);
 - ``parameter_groups()``: optimiser groups (default: every trainable parameter);
@@ -41,6 +43,7 @@ class Method(nn.Module):
     Config = NoOptions
     views = "two_augmentations"
     targets: tuple[str, ...] = ()
+    partners = False
 
     def __init__(self, encoder: nn.Module, feature_dim: int, config):
         super().__init__()
