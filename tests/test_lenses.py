@@ -166,7 +166,7 @@ def test_pairing_carries_rows_by_id(lens_study):
 def _compare_app(lens_study, monkeypatch, state=None) -> AppTest:
     monkeypatch.setenv("EXPLORER_BUNDLES", str(lens_study["bundles"]))
     app = AppTest.from_file(APP, default_timeout=90).run()
-    app.switch_page("pages/4_Compare.py")
+    app.switch_page("pages/4_Compare.py").run()
     next(w for w in app.sidebar.selectbox if w.label == "Colour by").set_value("theta_e")
     for key, value in (state or {}).items():
         app.session_state[key] = value
@@ -176,7 +176,9 @@ def _compare_app(lens_study, monkeypatch, state=None) -> AppTest:
 def test_compare_page_carries_a_selection_and_a_click_to_the_other_map(lens_study, monkeypatch):
     app = _compare_app(lens_study, monkeypatch)
     assert not app.exception, [e.value for e in app.exception]
-    a_path, b_path = (str((lens_study["bundles"] / n).resolve()) for n in ("lensiam", "simsiam"))
+    a_path = str(Path(next(w for w in app.sidebar.selectbox if w.label == "Bundle").value).resolve())
+    b_path = str(Path(next(w for w in app.selectbox if w.label == "Compare with").value).resolve())
+    assert {Path(a_path).name, Path(b_path).name} == {"lensiam", "simsiam"}
     a, b = load_bundle(a_path), load_bundle(b_path)
     assert map_data(app, "compare.map.a")["legend"] and map_data(app, "compare.map.b")["legend"]
     selected = (2, 9, 30)

@@ -17,6 +17,9 @@ from training.train import encoder_from_checkpoint, load_checkpoint, train
 SIZES = Preprocessing(crop_pixels=32, input_pixels=32)
 SMALL = {"byol": {"projection_hidden": 128, "projection_dim": 64, "prediction_hidden": 128},
          "simsiam": {"projection_hidden": 128, "projection_dim": 128, "prediction_hidden": 32}}
+SMALL["lensiam"] = SMALL["simsiam"]
+RADIO = ("sim:radio?n=16&seed=2", {}, 150)
+DATA = {"lensiam": ("sim:lens?n=16&seed=2&pairs=1", {"pixels": 55, "pixel_scale_arcsec": 0.1}, 55)}  # needs pairs
 
 
 def test_normalised_mse_is_two_minus_twice_the_cosine():
@@ -63,7 +66,7 @@ def test_byol_target_is_an_ema_of_the_online_network():
 def test_an_unknown_method_is_refused_when_the_config_loads():
     from explorer.core.errors import InputError
 
-    with pytest.raises(InputError, match="unknown method 'simclr'; choose one of byol, simsiam"):
+    with pytest.raises(InputError, match=f"unknown method 'simclr'; choose one of {', '.join(sorted(METHODS))}$"):
         config_from_dict({"method": "simclr", "optim": {"epochs": 1}})
     with pytest.raises(InputError, match="unknown key.*simsiam"):  # another method's section is a typo
         config_from_dict({"method": "byol", "simsiam": {}, "optim": {"epochs": 1}})
@@ -100,18 +103,19 @@ def test_every_method_has_a_finite_loss_that_falls_on_a_tiny_batch(name):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_checkpoint_round_trips_and_its_encoder_embeds(name, tmp_path):
-    recipe = {"name": f"tiny-{name}", "method": name, "seed": 1, name: SMALL.get(name, {}),
-              "preprocessing": {"crop_pixels": 70, "input_pixels": 16},
+    spec, data, pixels = DATA.get(name, RADIO)
+    recipe = {"name": f"tiny-{name}", "method": name, "seed": 1, name: SMALL.get(name, {}), "data": data,
+              "preprocessing": {"crop_pixels": 40, "input_pixels": 16},
               "optim": {"epochs": 1, "batch_size": 8, "base_lr": 0.05, "warmup_epochs": 0}}
     config = config_from_dict(recipe)
-    ckpt = train(config, "sim:radio?n=16&seed=2", tmp_path / "run", progress=False)
+    ckpt = train(config, spec, tmp_path / "run", progress=False)
     state = load_checkpoint(ckpt)
     assert state["config"]["method"] == name and state["config"][name] == dataclasses.asdict(config.options)
     encoder, loaded = encoder_from_checkpoint(state)
     assert loaded == config
     model = method_class(name)(*build_encoder("resnet18", 1), loaded.options)
     model.load_state_dict(state["model"])  # the whole method, not only the encoder
-    images = np.random.default_rng(0).random((4, 1, 150, 150)).astype(np.float32)
+    images = np.random.default_rng(0).random((4, 1, pixels, pixels)).astype(np.float32)
     emb = embed(encoder, preprocess(images, loaded.preprocessing), loaded.preprocessing, progress=False)
     assert emb.shape == (4, 512) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
 
