@@ -10,7 +10,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from explorer.app import compare
+from explorer.app import compare, ui
 from explorer.core.bundle import load_bundle
 from explorer.core.errors import InputError
 from explorer.core.preprocess import Preprocessing, preprocess
@@ -123,6 +123,10 @@ def test_the_lens_simulator_writes_a_fits_catalogue(tmp_path):
     expected = simulate_lenses(6, seed=2, progress=False)
     assert not skipped and np.allclose(images[:, 0], expected.images, atol=1e-6)
     assert np.allclose(catalog["theta_e"], expected.catalog["theta_e"]) and columns["theta_e"]["unit"] == "arcsec"
+    from astropy.io import fits
+
+    header = fits.getheader(next((tmp_path / "lenses" / "fits").glob("*.fits")))
+    assert "Jy" not in header["BUNIT"] and "lens" in header.comments["TELESCOP"]
 
 
 # ----------------------------------------------------------------------------- the study, end to end
@@ -163,37 +167,141 @@ def test_pairing_carries_rows_by_id(lens_study):
     assert compare.neighbour_agreement(a.catalog, 4, [1], "source_profile") is None
 
 
-def _compare_app(lens_study, monkeypatch, state=None) -> AppTest:
-    monkeypatch.setenv("EXPLORER_BUNDLES", str(lens_study["bundles"]))
+@pytest.fixture(scope="module")
+def compare_dir(lens_study, tmp_path_factory):
+    """The study's LenSiam bundle beside its SimSiam bundle with the rows reversed: the Compare page must match
+    sources by id, not by row."""
+    import faiss
+
+    from explorer.core.bundle import write_bundle
+
+    root = tmp_path_factory.mktemp("compare")
+    import shutil
+
+    shutil.copytree(lens_study["bundles"] / "lensiam", root / "lensiam")
+    b = load_bundle(lens_study["bundles"] / "simsiam")
+    order = np.arange(b.n)[::-1]
+    embeddings = np.ascontiguousarray(b.embeddings[order])
+    index = faiss.IndexFlatIP(b.dim)
+    index.add(embeddings)
+    mean, components = b.pca()
+    write_bundle(root / "simsiam-reversed", manifest=b.manifest, catalog=b.catalog.iloc[order],
+                 embeddings=embeddings, map_xy=b.map_xy[order], thumbnails=b.thumbnails[order], index=index,
+                 pca_mean=mean, pca_components=components,
+                 encoder_state=load_file_state(lens_study["bundles"] / "simsiam"))
+    return root
+
+
+def load_file_state(bundle_path):
+    from safetensors.torch import load_file
+
+    return load_file(Path(bundle_path) / "encoder.safetensors")
+
+
+def _compare_app(bundles, monkeypatch) -> AppTest:
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(bundles))
     app = AppTest.from_file(APP, default_timeout=90).run()
     app.switch_page("pages/4_Compare.py").run()
     next(w for w in app.sidebar.selectbox if w.label == "Colour by").set_value("theta_e")
-    for key, value in (state or {}).items():
-        app.session_state[key] = value
     return app.run()
 
 
-def test_compare_page_carries_a_selection_and_a_click_to_the_other_map(lens_study, monkeypatch):
-    app = _compare_app(lens_study, monkeypatch)
+def _compared_bundles(app):
+    """The bundles on the left (the sidebar's) and right ("Compare with") of the Compare page."""
+    a = next(w for w in app.sidebar.selectbox if w.label == "Bundle").value
+    b = next(w for w in app.selectbox if w.label == "Compare with").value
+    return load_bundle(a), load_bundle(b)
+
+
+def test_compare_page_carries_a_selection_and_a_click_to_the_other_map(compare_dir, monkeypatch):
+    app = _compare_app(compare_dir, monkeypatch)
     assert not app.exception, [e.value for e in app.exception]
-    a_path = str(Path(next(w for w in app.sidebar.selectbox if w.label == "Bundle").value).resolve())
-    b_path = str(Path(next(w for w in app.selectbox if w.label == "Compare with").value).resolve())
-    assert {Path(a_path).name, Path(b_path).name} == {"lensiam", "simsiam"}
-    a, b = load_bundle(a_path), load_bundle(b_path)
+    a, b = _compared_bundles(app)
+    assert {a.name, b.name} == {"lensiam", "simsiam-reversed"}
+    pair = (str(a.path.resolve()), str(b.path.resolve()))
     assert map_data(app, "compare.map.a")["legend"] and map_data(app, "compare.map.b")["legend"]
     selected = (2, 9, 30)
-    app.session_state["compare.focus"] = ((a_path, b_path), compare.CompareFocus("a", "selection", selected))
+    app.session_state["compare.focus"] = (pair, compare.CompareFocus("a", "selection", selected))
     app.run()
     assert not app.exception
     right = map_data(app, "compare.map.b")["marks"]["selection"]
+    assert sorted(right) == sorted(b.n - 1 - np.array(selected))  # one bundle is the other reversed
     assert sorted(b.catalog["id"].iloc[right]) == sorted(a.catalog["id"].iloc[list(selected)])
-    app.session_state["compare.focus"] = ((a_path, b_path), compare.CompareFocus("b", "source", (11,)))
+    app.session_state["compare.focus"] = (pair, compare.CompareFocus("b", "source", (11,)))
     app.run()
     assert not app.exception
     left, right = map_data(app, "compare.map.a")["marks"], map_data(app, "compare.map.b")["marks"]
-    assert a.catalog["id"].iat[left["source"]] == b.catalog["id"].iat[11] == b.catalog["id"].iat[right["source"]]
+    assert right["source"] == 11 and left["source"] == a.n - 1 - 11
+    assert a.catalog["id"].iat[left["source"]] == b.catalog["id"].iat[11]
     assert len(galleries(app)) == 2 and left["neighbours"] and right["neighbours"]
     assert any("theta_e" in m.label for m in app.metric)
+
+
+def test_the_search_page_embeds_an_uploaded_lens_fits(compare_dir, tmp_path, monkeypatch):
+    from explorer.app import views
+    from training.lenses import main
+
+    main(["--n", "1", "--seed", "9", "--instrument", "shifted", "--out", str(tmp_path / "new")])
+    path = next((tmp_path / "new" / "fits").glob("*.fits"))
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(compare_dir))
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(ui.SEARCH_PAGE).run()
+    app.button_group(key="search.mode").set_value("Upload a FITS cutout").run()
+    app.file_uploader(key="search.upload").set_value((path.name, path.read_bytes(), "application/fits"))
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    assert galleries(app) and "query" in galleries(app)[0]
+    table = app.dataframe[-1].value
+    assert len(table) == views.DEFAULT_K and table["id"].str.startswith("LENS-").all()
+
+
+@pytest.mark.browser
+def test_a_lasso_on_one_compare_map_highlights_the_same_lenses_on_the_other(compare_dir):
+    from matplotlib.path import Path as Polygon
+
+    from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, map_ready, screen_positions, streamlit_app
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    a_key, b_key = "compare.map.a", "compare.map.b"
+    with streamlit_app(compare_dir) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 1400})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.get_by_role("link", name="Compare").click()
+        page.wait_for_function(map_ready(a_key), timeout=60_000)
+        page.wait_for_function(map_ready(b_key), timeout=60_000)
+        headings = page.locator("[data-testid='stMain'] [data-testid='stMarkdownContainer'] strong").all_inner_texts()
+        a_name, b_name = (h for h in headings if h in {"lensiam", "simsiam-reversed"})  # left, then right
+        a, b = load_bundle(compare_dir / a_name), load_bundle(compare_dir / b_name)
+        canvas = page.evaluate(f"() => window.__explorerMaps['{a_key}'].canvas.getBoundingClientRect().toJSON()")
+        cx, cy = canvas["x"] + canvas["width"] * 0.5, canvas["y"] + canvas["height"] * 0.5
+        angles = np.linspace(0, 2 * np.pi, 40)
+        polygon = np.column_stack([cx + canvas["width"] * 0.3 * np.cos(angles),
+                                   cy + canvas["height"] * 0.3 * np.sin(angles)])
+        page.evaluate_handle(f"() => window.__explorerMaps['{a_key}'].bar"
+                             ".querySelector(\"button[data-action='lasso']\")").as_element().click()
+        page.mouse.move(*polygon[0])
+        page.mouse.down()
+        for x, y in polygon[1:]:
+            page.mouse.move(x, y, steps=2)
+        page.mouse.up()
+        inside = np.flatnonzero(Polygon(polygon).contains_points(
+            np.nan_to_num(screen_positions(page, a_key), nan=-1e9)))
+        assert 3 < len(inside) < a.n
+        page.wait_for_function(f"() => window.__explorerMaps['{b_key}'].data.marks.selection.length === "
+                               f"{len(inside)}", timeout=30_000)
+        highlighted = page.evaluate(f"() => window.__explorerMaps['{b_key}'].data.marks.selection")
+        assert sorted(b.catalog["id"].iloc[highlighted]) == sorted(a.catalog["id"].iloc[inside])
+        ARTIFACTS = REPO / "test-artifacts"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "compare_lasso.png"), full_page=True)
+        browser.close()
+    assert not errors, errors
 
 
 def test_compare_page_with_a_single_bundle_says_what_it_needs(tmp_path, lens_study, monkeypatch):

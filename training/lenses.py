@@ -325,11 +325,16 @@ def einstein_ring_radius(image: np.ndarray, pixel_scale: float, level: float = 0
 @cli_entry
 def main(argv=None):
     from training import cli
-    from training.simulate import write_fits_catalogue
+    from training.simulate import make_wcs, write_fits_catalogue
 
     args = cli.parser("lenses").parse_args(argv)
     lenses = simulate_lenses(args.n, args.seed, instrument=args.instrument, pixels=args.pixels)
-    write_fits_catalogue(args.out, lenses.images, lenses.catalog, pixel_scale_arcsec=FIELD_ARCSEC / args.pixels, columns=COLUMNS,
+    scale = FIELD_ARCSEC / args.pixels
+    header = make_wcs(0.0, 0.0, args.pixels, scale).to_header()
+    header["BUNIT"] = ("", "normalised to a maximum of 1")
+    header["TELESCOP"] = ("SIMULATED", f"HST-like strong lens, {args.instrument} PSF bank (training.lenses)")
+    write_fits_catalogue(args.out, lenses.images, lenses.catalog, pixel_scale_arcsec=scale, columns=COLUMNS,
+                         header=header,
                          provenance={"generator": "training.lenses", "version": LENS_SIMULATOR_VERSION,
                                      "n": args.n, "seed": args.seed, "instrument": args.instrument})
     print(f"{args.n} lenses: {args.out}")

@@ -501,13 +501,14 @@ def fits_header(pixels: int = PIXELS, pixel_scale_arcsec: float = PIXEL_SCALE_AR
 
 def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC,
                          columns: dict | None = None, provenance: dict | None = None, compress: bool = False,
-                         progress: bool = True) -> Path:
+                         header: fits.Header | None = None, progress: bool = True) -> Path:
     """Write a FITS catalogue directory (the layout of ``../shared/data/mirabest``), atomically.
 
     ``fits/<id>.fits`` (float32 Jy/beam, FIRST-like header, WCS centred on the row's ra/dec),
     ``catalog.csv`` (``file`` first), ``columns.yaml`` (unit and description of every column) and,
     when given, ``provenance.json``. ``compress`` writes ``.fits.gz`` (gzip level 1, zero timestamp:
-    same input, same bytes); noisy float32 pixels barely compress, so it is off by default.
+    same input, same bytes); noisy float32 pixels barely compress, so it is off by default. ``header`` replaces
+    the FIRST-like header (another simulator's units and instrument); its WCS centre is set per source.
     """
     out_dir = Path(out_dir)
     images = np.asarray(images)
@@ -522,7 +523,9 @@ def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scal
     columns = COLUMNS if columns is None else columns
 
     # One HDU reused for every file: building and verifying a header per file costs 4x the writing.
-    hdu = fits.PrimaryHDU(np.zeros(images.shape[1:], np.float32), fits_header(images.shape[-1], pixel_scale_arcsec))
+    if header is None:
+        header = fits_header(images.shape[-1], pixel_scale_arcsec)
+    hdu = fits.PrimaryHDU(np.zeros(images.shape[1:], np.float32), header)
     with atomic_directory(out_dir) as tmp:
         (tmp / "fits").mkdir()
         rows = zip(files, catalogue["id"], catalogue["ra"], catalogue["dec"])
