@@ -113,6 +113,20 @@ def test_lensiam_refuses_data_without_pairs(tmp_path, monkeypatch):
     assert "pairs=1" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("study", ["lens_study.yaml", "lens_study_gpu.yaml"])
+def test_the_cpu_and_gpu_studies_train_both_models_on_the_same_lens_images(study):
+    from explorer.core.encoder import build_encoder
+    from training.lens_study import load_study, study_recipes
+
+    recipes = study_recipes(load_study(REPO / "configs" / study))
+    lensiam = recipes["LenSiam"]
+    assert lensiam.data.pixels * lensiam.data.pixel_scale_arcsec == pytest.approx(FIELD_ARCSEC)
+    assert {r.encoder.architecture for r in recipes.values()} == {"resnet101" if "gpu" in study else "resnet18"}
+    encoder, dim = build_encoder(lensiam.encoder.architecture, 1)
+    x = torch.zeros(2, 1, lensiam.preprocessing.input_pixels, lensiam.preprocessing.input_pixels)
+    assert encoder.eval()(x).shape == (2, dim)
+
+
 def test_the_lens_simulator_writes_a_fits_catalogue(tmp_path):
     from explorer.core.fitsio import load_fits_catalogue
 

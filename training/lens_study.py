@@ -137,18 +137,27 @@ def _r2(results: dict, method: str) -> dict:
     return {"r2": row["r2"], "r2_se": row.get("r2_se")}
 
 
-def run_study(study: StudyConfig, out: Path, *, device: str = "auto", progress: bool = True) -> dict:
-    from training.evaluate import evaluate
-    from training.train import train
-
-    out = Path(out)
-    data = specs(study)
+def study_recipes(study: StudyConfig) -> dict:
+    """The two SSL recipes of a study, checked to see the same images."""
     recipes = {"LenSiam": load_config(_recipe_path(study.lensiam_recipe)),
                "SimSiam": load_config(_recipe_path(study.simsiam_recipe))}
     shapes = {(r.data.pixels, r.data.pixel_scale_arcsec, json.dumps(r.preprocessing.to_dict())) for r in recipes.values()}
     if len(shapes) > 1:
         raise InputError("the LenSiam and SimSiam recipes must see the same images: give them the same data and "
                          "preprocessing sections")
+    if not method_class(recipes["LenSiam"].method).partners:
+        raise InputError(f"{study.lensiam_recipe}: the LenSiam recipe must train on the simulator's pairs "
+                         "(method: lensiam)")
+    return recipes
+
+
+def run_study(study: StudyConfig, out: Path, *, device: str = "auto", progress: bool = True) -> dict:
+    from training.evaluate import evaluate
+    from training.train import train
+
+    out = Path(out)
+    data = specs(study)
+    recipes = study_recipes(study)
     bundles, losses = {}, {}
     for name, recipe in recipes.items():
         run_dir = out / "runs" / name.lower()
