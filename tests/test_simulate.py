@@ -118,7 +118,7 @@ def test_beam_convolution_conserves_flux_and_gives_jy_per_beam(sky):
 
 def test_separable_beam_equals_the_2d_fft_convolution_of_the_sky_model(sky):
     _, _, catalogue = sky
-    _, components = simulate._draw_sources(10, np.random.default_rng(3))
+    _, components = simulate.draw_sources(10, np.random.default_rng(3))
     direct = simulate.render_model(components, beam=True)
     on_field = components + np.array([simulate._MARGIN, simulate._MARGIN, 0, 0])
     via_2d = simulate.beam_convolve(simulate.render_model(on_field, simulate._FIELD))

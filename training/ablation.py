@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from explorer.core.atomic import atomic_path
+from explorer.core.atomic import atomic_path, save_figure
 from explorer.core.errors import InputError, cli_entry
 from training import cli
 from training.config import config_from_dict
@@ -131,9 +131,7 @@ def plot(runs: dict[str, Path], out: Path) -> None:
     axes[0].set_ylabel("monitored score")
     axes[1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 @cli_entry

@@ -129,6 +129,19 @@ def _lenses(p: ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="write a FITS catalogue directory here")
 
 
+def _radio_fields(p: ArgumentParser) -> None:
+    p.add_argument("--n", type=positive_int, default=500, help="number of 3-arcmin fields (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="write a field catalogue directory here")
+
+
+def _detector(p: ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "claran_d1.yaml",
+                   help="detector recipe (default configs/claran_d1.yaml)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, loss.csv); rerun to resume")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
 def _lens_study(p: ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lens_study.yaml",
                    help="the study's sizes and recipes (default configs/lens_study.yaml)")
@@ -137,7 +150,8 @@ def _lens_study(p: ArgumentParser) -> None:
 
 
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
-         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study}
+         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study,
+         "radio_fields": _radio_fields, "detector": _detector}
 
 
 def parser(tool: str) -> ArgumentParser:

@@ -38,14 +38,18 @@ class SourceSet:
     partners: np.ndarray | None = None  # a second rendering of each source (a simulator's positive pairs)
 
 
-def parse_sim_spec(spec: str) -> dict:
-    """``sim:radio?n=5000&seed=0`` -> {"kind": "radio", "n": 5000, "seed": 0} (defaults filled in)."""
+def parse_sim_spec(spec: str, simulations: dict = SIMULATIONS) -> dict:
+    """``sim:radio?n=5000&seed=0`` -> {"kind": "radio", "n": 5000, "seed": 0} (defaults filled in).
+
+    ``simulations``: the kinds allowed and their defaults (cutouts by default; the detector's fields
+    are ``{"fields": ...}`` of :mod:`training.radio_fields`).
+    """
     parsed = urlparse(spec)
     kind = parsed.path
-    if kind not in SIMULATIONS:
-        raise InputError(f"unknown simulation {kind!r} in {spec!r}; available: sim:radio?n=5000&seed=0, "
-                         "sim:lens?n=2000&seed=0&instrument=train&pairs=0")
-    params = dict(SIMULATIONS[kind])
+    if kind not in simulations:
+        examples = ", ".join(f"sim:{k}?" + "&".join(f"{p}={v}" for p, v in d.items()) for k, d in simulations.items())
+        raise InputError(f"unknown simulation {kind!r} in {spec!r}; available: {examples}")
+    params = dict(simulations[kind])
     for key, value in parse_qsl(parsed.query, keep_blank_values=True):
         if key not in params:
             raise InputError(f"unknown parameter {key!r} in {spec!r}; use {', '.join(params)}")

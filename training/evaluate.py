@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from explorer.core.atomic import atomic_path, check_output_folder, write_json
+from explorer.core.atomic import atomic_path, check_output_folder, save_figure, write_json
 from explorer.core.bundle import Bundle, load_bundle
 from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import InputError, cli_entry
@@ -258,9 +258,7 @@ def write_plots(results: dict, out: Path, task: Task) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(out / "learning_curve.png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, out / "learning_curve.png")
     with atomic_path(out / "learning_curve.html") as tmp:
         learning_curve_figure(results["curves"], task).write_html(tmp, include_plotlyjs=True)
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from explorer.core.atomic import atomic_path, write_json
+from explorer.core.atomic import atomic_path, save_figure, write_json
 from explorer.core.bundle import is_bundle, load_bundle, sha256_file
 from explorer.core.config import REPO_ROOT
 from explorer.core.encoder import resolve_device
@@ -249,9 +249,7 @@ def plot_maps(maps: dict[str, np.ndarray], catalog: pd.DataFrame, knn: dict, pat
             if col == 0:
                 ax.set_ylabel(name, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @cli_entry

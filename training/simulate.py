@@ -43,7 +43,7 @@ from scipy.stats import truncnorm
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from explorer.core.atomic import atomic_directory, check_output_folder
+from explorer.core.atomic import atomic_directory, check_output_folder, save_figure
 from explorer.core.errors import InputError
 from training import cli
 from explorer.core.surveys import FIRST
@@ -267,7 +267,7 @@ def _double_double(rng, size, lobe_ratio, lobe_points=6):
 
 
 # ----------------------------------------------------------------------------- parameters
-def _draw_sources(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+def draw_sources(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-source parameters and their sky-model components [n, K, 4] (pixel x, pixel y, sigma px, flux)."""
     morphology = np.asarray(CLASSES)[rng.permutation(np.arange(n) % len(CLASSES))]
     ra = rng.uniform(*FOOTPRINT_RA, n)
@@ -411,9 +411,13 @@ def _render_chunk(components: np.ndarray, target_snr: np.ndarray, noise_rng: np.
     unit = render_model(components, beam=True)                    # a source of unit flux, in Jy/beam
     scale = target_snr * NOISE_JY_PER_BEAM / unit.max(axis=(1, 2))
     noise_free = unit * scale[:, None, None].astype(np.float32)
-    white = noise_rng.standard_normal((m, _FIELD, _FIELD), dtype=np.float32)
-    noise = beam_convolve(white) * np.float32(NOISE_JY_PER_BEAM / np.sqrt(np.sum(beam_kernel() ** 2)))
-    return noise_free, noise_free + noise, model_flux(components) * scale
+    return noise_free, noise_free + beam_noise(m, noise_rng), model_flux(components) * scale
+
+
+def beam_noise(m: int, rng: np.random.Generator) -> np.ndarray:
+    """``m`` stamps [m, 150, 150] of beam-correlated Gaussian noise, NOISE_JY_PER_BEAM rms (Jy/beam)."""
+    white = rng.standard_normal((m, _FIELD, _FIELD), dtype=np.float32)
+    return beam_convolve(white) * np.float32(NOISE_JY_PER_BEAM / np.sqrt(np.sum(beam_kernel() ** 2)))
 
 
 def _source_names(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -444,7 +448,7 @@ def simulate_sources(n: int = 5000, seed: int = 0, *, noise: bool = True,
         raise InputError(f"the number of simulated sources must be at least 1, got {n}")
     if seed < 0:
         raise InputError(f"the simulation seed must be zero or positive, got {seed}")
-    params, components = _draw_sources(n, np.random.default_rng(seed))
+    params, components = draw_sources(n, np.random.default_rng(seed))
     images = np.empty((n, PIXELS, PIXELS), np.float32)
     flux, peak, las = np.empty(n), np.empty(n), np.empty(n)
     target_snr = params["target_snr"].to_numpy()
@@ -501,7 +505,8 @@ def fits_header(pixels: int = PIXELS, pixel_scale_arcsec: float = PIXEL_SCALE_AR
 
 def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC,
                          columns: dict | None = None, provenance: dict | None = None, compress: bool = False,
-                         header: fits.Header | None = None, progress: bool = True) -> Path:
+                         header: fits.Header | None = None, tables: dict[str, pd.DataFrame] | None = None,
+                         progress: bool = True) -> Path:
     """Write a FITS catalogue directory (the layout of ``../shared/data/mirabest``), atomically.
 
     ``fits/<id>.fits`` (float32 Jy/beam, FIRST-like header, WCS centred on the row's ra/dec),
@@ -509,6 +514,7 @@ def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scal
     when given, ``provenance.json``. ``compress`` writes ``.fits.gz`` (gzip level 1, zero timestamp:
     same input, same bytes); noisy float32 pixels barely compress, so it is off by default. ``header`` replaces
     the FIRST-like header (another simulator's units and instrument); its WCS centre is set per source.
+    ``tables`` are further CSV files written beside ``catalog.csv`` (e.g. the sources of simulated fields).
     """
     out_dir = Path(out_dir)
     images = np.asarray(images)
@@ -541,6 +547,8 @@ def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scal
         table = catalogue.copy()
         table.insert(0, "file", files)
         table.to_csv(tmp / "catalog.csv", index=False)
+        for name, extra in (tables or {}).items():
+            extra.to_csv(tmp / name, index=False)
         described = {c: dict(columns.get(c, {"unit": "", "description": ""})) for c in catalogue.columns}
         (tmp / "columns.yaml").write_text(yaml.safe_dump(described, sort_keys=False, allow_unicode=True))
         if provenance is not None:
@@ -620,8 +628,7 @@ def render_examples(path, *, per_class: int = 6, n: int = 600, seed: int = 0) ->
     fig.suptitle(f'Simulated FIRST-like sources ({PIXEL_SCALE_ARCSEC}"/px, {BEAM_FWHM_ARCSEC}" beam, '
                  f"{NOISE_JY_PER_BEAM * 1e3:g} mJy/beam rms); titles: largest angular size", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.975), h_pad=1.2, w_pad=0.3)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return path
 
 

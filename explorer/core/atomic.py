@@ -142,6 +142,17 @@ def write_json(path: str | Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
+def save_figure(fig, path: str | Path, **savefig_kwargs) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", **savefig_kwargs)
+    plt.close(fig)
+    return path
+
+
 def _json_default(o):
     if hasattr(o, "item"):  # numpy scalars
         return o.item()

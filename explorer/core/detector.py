@@ -1,0 +1,137 @@
+"""The radio source detector (paper 3, CLARAN): Faster R-CNN over a field, boxes with an iC_jP class.
+
+Shared by training (:mod:`training.detector`) and the explorer's Detect page: the input rendering, the
+network and the post-filter live here, so a real FITS field goes through exactly what the detector
+was trained on.
+
+- Input D1 (:func:`render_input`): the radio image on DS9's "log min max" scale, y = log10(1000 x + 1) /
+  log10(1001) with x the image min-max scaled to [0, 1] (DS9 divides by log10(1000); we end at exactly 1);
+  zero-centred by the training set's mean inside the network.
+- Network: torchvision's Faster R-CNN on a backbone of :mod:`explorer.core.backbones` (ResNet-18 for the
+  CPU, VGG-16 as in the paper) with an FPN over its last three stages. The field is upscaled bilinearly
+  to ``input_size`` (paper: 132 -> 600 px). Anchors are square only, paper 3's six sizes 16-512 px on the
+  600-px image (scaled with ``input_size``), two per pyramid level. 5 proposals per image at test time.
+- Boxes are in the field's 0-based pixel frame (pixel i spans i +- 0.5), the frame of ``sources.csv``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+
+from explorer.core.backbones import build_backbone
+from explorer.core.islands import CLASSES
+
+INPUTS = ("D1",)
+PAPER_INPUT_SIZE = 600
+PAPER_ANCHORS = (16, 32, 64, 128, 256, 512)
+PROBABILITY_CUT = 0.8          # paper 3, section 6.1.1
+_DS9_LOG_EXPONENT = 1000.0
+
+
+@dataclass
+class DetectorConfig:
+    architecture: str = "resnet18"
+    input: str = "D1"
+    input_size: int = 264                 # the field upscaled to this many pixels (paper: 600)
+    classes: tuple[str, ...] = CLASSES
+    fpn_channels: int = 128
+    box_head: int = 1024                   # paper: two FC layers of 4096
+    proposals_test: int = 5
+    proposals_train: int = 2000
+    channel_mean: list[float] = field(default_factory=lambda: [0.0])
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DetectorConfig":
+        return cls(**{**values, "classes": tuple(values.get("classes", CLASSES))})
+
+    @property
+    def anchors(self) -> tuple[tuple[int, ...], ...]:
+        """Paper 3's six anchor sizes on this input size, two per level of the three-level pyramid."""
+        sizes = [max(2, round(s * self.input_size / PAPER_INPUT_SIZE)) for s in PAPER_ANCHORS]
+        return tuple(tuple(sizes[i:i + 2]) for i in range(0, 6, 2))
+
+
+def render_input(radio: np.ndarray, kind: str = "D1") -> np.ndarray:
+    """One field [H, W] (any units) -> the detector's input [C, H, W] float32 in [0, 1]."""
+    if kind not in INPUTS:
+        raise ValueError(f"unknown detector input {kind!r}; available: {', '.join(INPUTS)}")
+    image = np.asarray(radio, np.float64)
+    finite = np.isfinite(image)
+    if not finite.any():
+        raise ValueError("the field has no finite pixels")
+    low, high = image[finite].min(), image[finite].max()
+    scaled = np.where(finite, (image - low) / (high - low) if high > low else 0.0, 0.0)
+    return (np.log10(_DS9_LOG_EXPONENT * scaled + 1.0) / np.log10(_DS9_LOG_EXPONENT + 1.0))[None].astype(np.float32)
+
+
+class _PyramidBackbone(nn.Module):
+    """A project backbone's last three stages through an FPN: what torchvision's detectors expect."""
+
+    def __init__(self, architecture: str, in_channels: int, out_channels: int):
+        super().__init__()
+        self.body = build_backbone(architecture, in_channels)
+        with torch.no_grad():
+            widths = [m.shape[1] for m in self.body.eval().feature_maps(torch.zeros(1, in_channels, 64, 64))[-3:]]
+        self.fpn = FeaturePyramidNetwork(widths, out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, x):
+        maps = self.body.feature_maps(x)[-3:]
+        return self.fpn({str(i): m for i, m in enumerate(maps)})
+
+
+def build_detector(config: DetectorConfig) -> FasterRCNN:
+    """A randomly initialised detector (+1 class: background)."""
+    channels = len(config.channel_mean)
+    backbone = _PyramidBackbone(config.architecture, channels, config.fpn_channels)
+    anchors = AnchorGenerator(sizes=config.anchors, aspect_ratios=((1.0,),) * len(config.anchors))
+    pooler = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
+    head = TwoMLPHead(config.fpn_channels * 7 * 7, config.box_head)
+    return FasterRCNN(
+        backbone, min_size=config.input_size, max_size=config.input_size,
+        image_mean=list(config.channel_mean), image_std=[1.0] * channels,
+        rpn_anchor_generator=anchors, box_roi_pool=pooler, box_head=head,
+        box_predictor=FastRCNNPredictor(config.box_head, len(config.classes) + 1),
+        rpn_pre_nms_top_n_train=config.proposals_train, rpn_post_nms_top_n_train=config.proposals_train,
+        rpn_pre_nms_top_n_test=1000, rpn_post_nms_top_n_test=config.proposals_test,
+        rpn_nms_thresh=0.7, rpn_fg_iou_thresh=0.7, rpn_bg_iou_thresh=0.3, rpn_batch_size_per_image=256,
+        box_fg_iou_thresh=0.5, box_bg_iou_thresh=0.5, box_batch_size_per_image=128, box_positive_fraction=0.25,
+        box_score_thresh=0.0, box_detections_per_img=config.proposals_test)
+
+
+@torch.no_grad()
+def detect(model: FasterRCNN, config: DetectorConfig, fields: list[np.ndarray], *, device="cpu",
+           batch_size: int = 8) -> list[pd.DataFrame]:
+    """Detections per field: x0, y0, x1, y1 (field pixels), det_class, det_prob; best first."""
+    model.eval().to(device)
+    out = []
+    for start in range(0, len(fields), batch_size):
+        images = [torch.from_numpy(render_input(f, config.input)).to(device) for f in fields[start:start + batch_size]]
+        for found in model(images):
+            boxes = found["boxes"].cpu().numpy() - 0.5          # torchvision's pixel edges -> pixel centres
+            out.append(pd.DataFrame({
+                "x0": boxes[:, 0], "y0": boxes[:, 1], "x1": boxes[:, 2], "y1": boxes[:, 3],
+                "det_class": [config.classes[i - 1] for i in found["labels"].cpu().numpy()],
+                "det_prob": found["scores"].cpu().numpy()}).sort_values("det_prob", ascending=False,
+                                                                        ignore_index=True))
+    return out
+
+
+def post_filter(detections: pd.DataFrame, cut: float = PROBABILITY_CUT) -> pd.DataFrame:
+    """Paper 3's filter: drop detections with P < ``cut`` unless the best one is below it (then keep that one)."""
+    if detections.empty:
+        return detections
+    ranked = detections.sort_values("det_prob", ascending=False, ignore_index=True)
+    kept = ranked[ranked["det_prob"] >= cut]
+    return kept.reset_index(drop=True) if len(kept) else ranked.iloc[:1]

@@ -1,0 +1,123 @@
+"""Paper 3's detector: AP by hand, the probability filter, flips, the input, and a tiny training run."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import ndimage
+
+from explorer.core.detector import DetectorConfig, build_detector, detect, post_filter, render_input
+from training import detection_eval, detector
+from training.radio_fields import FIELD_PIXELS, Fields, fields_header
+from training.simulate import write_fits_catalogue
+
+
+def table(rows):
+    return pd.DataFrame(rows, columns=["field", "x0", "y0", "x1", "y1", "det_class", *(["det_prob"] if len(rows[0]) > 6 else [])])
+
+
+def test_average_precision_matches_a_hand_computation():
+    truth = table([("a", 10, 10, 30, 30, "1C_1P"), ("b", 50, 50, 80, 80, "1C_1P"), ("b", 0, 0, 8, 8, "2C_2P")])
+    detections = table([
+        ("a", 11, 11, 31, 31, "1C_1P", 0.9),   # TP (IoU 0.82)
+        ("a", 10, 10, 30, 30, "1C_1P", 0.8),   # FP: its truth is taken
+        ("b", 90, 90, 99, 99, "1C_1P", 0.7),   # FP: nowhere
+        ("b", 52, 50, 82, 80, "1C_1P", 0.6),   # TP (IoU 0.88)
+        ("b", 50, 50, 80, 80, "2C_2P", 0.95),  # another class: not a 1C_1P detection, an FP of 2C_2P
+    ])
+    # Precision at the TPs: 1/1 and 2/4; |T| = 2.
+    assert detection_eval.average_precision(detections, truth, "1C_1P") == pytest.approx((1 + 2 / 4) / 2)
+    assert detection_eval.average_precision(detections, truth, "2C_2P") == 0.0
+    assert np.isnan(detection_eval.average_precision(detections, truth, "3C_3P"))
+    # An IoU of exactly 0.5 is not enough (paper: IoU > 0.5).
+    half = table([("a", 10, 10, 30, 50, "1C_1P", 0.9)])
+    assert detection_eval.iou(np.array([10, 10, 30, 30.]), np.array([[10, 10, 30, 50.]]))[0] == pytest.approx(0.5)
+    assert detection_eval.average_precision(half, truth[:1], "1C_1P") == 0.0
+    collapsed = detection_eval.components_only(detections)
+    assert set(collapsed["det_class"]) == {"1C", "2C"}
+
+
+def test_the_probability_filter_keeps_the_confident_or_else_the_best():
+    found = pd.DataFrame({"det_class": ["1C_1P", "2C_2P", "1C_2P"], "det_prob": [0.5, 0.95, 0.81]})
+    assert list(post_filter(found)["det_prob"]) == [0.95, 0.81]
+    unsure = pd.DataFrame({"det_class": ["1C_1P", "2C_2P"], "det_prob": [0.3, 0.6]})
+    assert list(post_filter(unsure)["det_prob"]) == [0.6]
+    assert post_filter(unsure.iloc[:0]).empty
+
+
+def test_a_flip_mirrors_the_image_and_its_boxes():
+    image = torch.zeros(1, 8, 10)
+    image[0, 2:4, 1:3] = 1.0                                   # pixels x = 1, 2: edges 1 to 3
+    flipped, target = detector.flipped(image, {"boxes": torch.tensor([[1.0, 2.0, 3.0, 4.0]]), "labels": torch.tensor([1])})
+    assert torch.equal(flipped[0, 2:4, 7:9], torch.ones(2, 2)) and flipped.sum() == 4
+    assert target["boxes"].tolist() == [[7.0, 2.0, 9.0, 4.0]]
+
+
+def test_the_d1_input_is_ds9_log_min_max():
+    field = np.array([[0.0, 1.0], [3.0, np.nan]])
+    out = render_input(field)
+    assert out.shape == (1, 2, 2) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0].ravel(), [0.0, np.log10(1000 / 3 + 1) / np.log10(1001), 1.0, 0.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown detector input"):
+        render_input(field, "D9")
+
+
+def test_anchors_are_square_and_scale_with_the_input_size():
+    assert DetectorConfig(input_size=600).anchors == ((16, 32), (64, 128), (256, 512))
+    assert DetectorConfig(input_size=300).anchors == ((8, 16), (32, 64), (128, 256))
+    model = build_detector(DetectorConfig(input_size=132, fpn_channels=16, box_head=32))
+    assert model.rpn.anchor_generator.aspect_ratios == ((1.0,),) * 3
+    assert model.rpn._post_nms_top_n["testing"] == 5 and model.roi_heads.detections_per_img == 5
+
+
+def compact_fields(n, seed):
+    """Fields of one bright compact source each (1C_1P), a box of 12 px, beam-correlated noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:FIELD_PIXELS, :FIELD_PIXELS]
+    images, sources = [], []
+    for i in range(n):
+        cx, cy = rng.uniform(20, FIELD_PIXELS - 20, 2)
+        noise = ndimage.gaussian_filter(rng.standard_normal((FIELD_PIXELS, FIELD_PIXELS)), 1.5)
+        images.append((60 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * 2.5 ** 2)) + noise / noise.std()) * 1e-4)
+        sources.append({"field": f"F{i}", "x0": cx - 6, "y0": cy - 6, "x1": cx + 6, "y1": cy + 6, "det_class": "1C_1P"})
+    catalog = pd.DataFrame({"id": [f"F{i}" for i in range(n)], "ra": 150.0, "dec": 2.0, "n_sources": 1, "in_scope": True})
+    return np.array(images, np.float32), catalog, pd.DataFrame(sources)
+
+
+def test_a_tiny_training_run_finds_an_isolated_bright_compact_source_and_resumes(tmp_path):
+    images, catalog, sources = compact_fields(48, seed=0)
+    write_fits_catalogue(tmp_path / "fields", images, catalog, header=fields_header(), tables={"sources.csv": sources},
+                         progress=False)
+    recipe = detector.DetectorRecipe(
+        name="tiny", detector=detector.NetworkRecipe(input_size=132, fpn_channels=32, box_head=64),
+        data=detector.DataRecipe(train=str(tmp_path / "fields"), test=str(tmp_path / "fields")),
+        optim=detector.OptimRecipe(epochs=1, batch_size=4, lr=0.01, warmup_steps=10, decay_at=0.9))
+    run = tmp_path / "run"
+    detector.train_detector(recipe, run, device="cpu", progress=False)
+    first = torch.load(run / "checkpoint.pt", weights_only=True)["history"]
+    recipe.optim.epochs = 6
+    detector.train_detector(recipe, run, device="cpu", progress=False)      # resumes from epoch 1
+    history = torch.load(run / "checkpoint.pt", weights_only=True)["history"]
+    assert history[0] == first[0] and [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[-1]["loss"] < history[0]["loss"]
+
+    model, config = detector.load_detector(run)
+    test_images, test_catalog, test_sources = compact_fields(10, seed=1)
+    found = detect(model, config, list(test_images))
+    hits = [len(f) and f["det_class"][0] == "1C_1P"
+            and detection_eval.iou(f[detection_eval.BOX].to_numpy()[0], s[detection_eval.BOX].to_numpy(float))[0] > 0.5
+            for f, (_, s) in zip(found, test_sources.iterrows())]
+    assert sum(hits) >= 8, f"the top detection found the source in {sum(hits)} of 10 fields"
+    result = detection_eval.evaluate(model, config, Fields(test_images, test_catalog, test_sources))
+    assert result["ap"]["1C_1P"] > 0.7 and result["seconds_per_field"] > 0
+
+
+def test_a_detector_run_refuses_a_different_recipe_and_bad_recipes_are_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("detector: {input: D7}\n")
+    with pytest.raises(Exception, match="detector.input: unknown value 'D7'"):
+        detector.load_recipe(path)
+    path.write_text("optim: {epochs: 0}\n")
+    with pytest.raises(Exception, match="epochs must be at least 1"):
+        detector.load_recipe(path)
+    with pytest.raises(Exception, match="no detector checkpoint"):
+        detector.load_detector(tmp_path)
