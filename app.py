@@ -18,6 +18,7 @@ if __name__ == "__main__":
         st.Page(ui.SEARCH_PAGE, title="Similarity search", icon=":material/travel_explore:"),
         st.Page(ui.FINETUNE_PAGE, title="Fine-tune", icon=":material/model_training:"),
         st.Page(ui.COMPARE_PAGE, title="Compare", icon=":material/compare:"),
+        st.Page(ui.DETECT_PAGE, title="Detect", icon=":material/center_focus_strong:"),
     ]))
 else:
     from explorer.app.map_server import ROUTES

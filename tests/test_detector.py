@@ -88,16 +88,16 @@ def test_a_tiny_training_run_finds_an_isolated_bright_compact_source_and_resumes
     write_fits_catalogue(tmp_path / "fields", images, catalog, header=fields_header(), tables={"sources.csv": sources},
                          progress=False)
     recipe = detector.DetectorRecipe(
-        name="tiny", detector=detector.NetworkRecipe(input_size=132, fpn_channels=32, box_head=64),
+        name="tiny", detector=detector.NetworkRecipe(input_size=264, fpn_channels=32, box_head=64),
         data=detector.DataRecipe(train=str(tmp_path / "fields"), test=str(tmp_path / "fields")),
         optim=detector.OptimRecipe(epochs=1, batch_size=4, lr=0.01, warmup_steps=10, decay_at=0.9))
     run = tmp_path / "run"
     detector.train_detector(recipe, run, device="cpu", progress=False)
     first = torch.load(run / "checkpoint.pt", weights_only=True)["history"]
-    recipe.optim.epochs = 6
+    recipe.optim.epochs = 12
     detector.train_detector(recipe, run, device="cpu", progress=False)      # resumes from epoch 1
     history = torch.load(run / "checkpoint.pt", weights_only=True)["history"]
-    assert history[0] == first[0] and [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[0] == first[0] and [h["epoch"] for h in history] == list(range(1, 13))
     assert history[-1]["loss"] < history[0]["loss"]
 
     model, config = detector.load_detector(run)
@@ -121,3 +121,44 @@ def test_a_detector_run_refuses_a_different_recipe_and_bad_recipes_are_one_line(
         detector.load_recipe(path)
     with pytest.raises(Exception, match="no detector checkpoint"):
         detector.load_detector(tmp_path)
+
+
+def test_the_real_first_check_resamples_mirabest_onto_the_field_and_scores_against_rgz(tmp_path):
+    from tests.sky_fixtures import MIRABEST
+
+    rgz = MIRABEST / "rgz_components.csv"
+    if not rgz.is_file():
+        pytest.skip(f"the Radio Galaxy Zoo consensus of MiraBest is not at {rgz} (../shared/data/mirabest)")
+    rows = pd.read_csv(rgz)
+    few = rows[rows["rgz_class"].isin(["1C_1P", "2C_2P", "3C_3P"])].groupby("rgz_class").head(2)
+    subset = tmp_path / "rgz.csv"
+    few.assign(file=[str(MIRABEST / f) for f in few["file"]]).to_csv(subset, index=False)
+    config = DetectorConfig(input_size=132, fpn_channels=16, box_head=32)
+    torch.manual_seed(0)
+    result = detection_eval.real_first_check(build_detector(config), config, subset, progress=False)
+    assert result["sources"] == len(few) == 6
+    assert sum(sum(r.values()) for r in result["confusion"].values()) == 6
+    assert 0 <= result["components_inside_box"] <= 1 and 0 <= result["accuracy_3class"] <= 1
+    assert result["majority_baseline"] == pytest.approx(2 / 6)
+    text = detection_eval.markdown({"simulated": {"test_fields": 1, "test_sources": 1, "ap": {c: 0.5 for c in config.classes},
+                                                  "map": 0.5, "ap_3class": {"1C": 0.5, "2C": 0.5, "3C": 0.5},
+                                                  "map_3class": 0.5, "width_correlation": {}, "seconds_per_field": 0.1},
+                                    "real_first": result})
+    assert "Real FIRST check (6 MiraBest sources" in text and "| 1C_1P | 0.500 | 0.858 |" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["training.detection_eval", "--run", "{tmp}", "--out", "{tmp}/eval"], "no detector checkpoint"),
+    (["training.detector", "--config", "{tmp}/missing.yaml", "--out", "{tmp}/run"], "detector recipe not found"),
+    (["training.radio_fields", "--n", "0", "--out", "{tmp}/fields"], "--n"),
+])
+def test_detector_clis_answer_bad_input_in_one_line(tmp_path, argv, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    done = subprocess.run([sys.executable, "-m", *argv], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

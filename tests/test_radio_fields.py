@@ -6,6 +6,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from scipy import ndimage
 
+from explorer.core.detector import box_to_sky, sky_to_box
 from explorer.core.islands import CLASSES, OUT_OF_SCOPE, background_rms, find_islands, morphology_class
 from training import radio_fields, simulate
 
@@ -58,14 +59,14 @@ def test_classes_are_paper_3s_six_and_the_rest_is_out_of_scope():
 def test_a_box_goes_to_the_sky_and_back_within_half_a_pixel():
     wcs = radio_fields.field_wcs(150.1, 2.2)
     boxes = np.array([[10.0, 20.0, 40.0, 50.0], [100.5, 3.25, 130.0, 32.75], [60.0, 60.0, 70.0, 70.0]])
-    centre, side = radio_fields.box_to_sky(boxes, wcs)
+    centre, side = box_to_sky(boxes, wcs)
     assert side.unit == u.arcsec
     np.testing.assert_allclose(side.value, (boxes[:, 2] - boxes[:, 0]) * radio_fields.FIELD_SCALE_ARCSEC, rtol=1e-3)
     # A box's centre is where the WCS puts that pixel: compare with a SkyCoord offset from the field centre.
     middle = SkyCoord(150.1 * u.deg, 2.2 * u.deg)
     x, y = wcs.world_to_pixel(middle)
     assert (x, y) == pytest.approx(((SIZE - 1) / 2, (SIZE - 1) / 2))
-    back = radio_fields.sky_to_box(centre, side, wcs)
+    back = sky_to_box(centre, side, wcs)
     assert np.abs(back - boxes).max() < 0.5
 
 
@@ -106,7 +107,7 @@ def test_field_boxes_are_squares_of_side_las_inside_the_field_and_apart(fields):
     # Each source's sky position is its box centre through the field's WCS.
     for _, row in sources.iterrows():
         field = catalogue.set_index("id").loc[row["field"]]
-        centre, _ = radio_fields.box_to_sky(row[["x0", "y0", "x1", "y1"]].to_numpy(float),
+        centre, _ = box_to_sky(row[["x0", "y0", "x1", "y1"]].to_numpy(float),
                                             radio_fields.field_wcs(field["ra"], field["dec"]))
         assert centre.separation(SkyCoord(row["ra"] * u.deg, row["dec"] * u.deg)) < 0.01 * u.arcsec
     assert set(sources["det_class"]) - {OUT_OF_SCOPE} >= {"1C_1P", "2C_2P"}

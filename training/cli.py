@@ -142,6 +142,16 @@ def _detector(p: ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
+def _detection_eval(p: ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, help="detector run folder (python -m training.detector)")
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "claran_d1.yaml",
+                   help="recipe whose data.test is evaluated when --data is not given")
+    p.add_argument("--data", help="test fields: sim:fields?n=300&seed=1 or a field catalogue directory")
+    p.add_argument("--rgz", default=str(REPO_ROOT.parent / "shared" / "data" / "mirabest" / "rgz_components.csv"),
+                   help="Radio Galaxy Zoo consensus of MiraBest sources, for the real FIRST check")
+    p.add_argument("--out", type=Path, required=True, help="write results.json and results.md here")
+
+
 def _lens_study(p: ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lens_study.yaml",
                    help="the study's sizes and recipes (default configs/lens_study.yaml)")
@@ -151,7 +161,8 @@ def _lens_study(p: ArgumentParser) -> None:
 
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
          "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study,
-         "radio_fields": _radio_fields, "detector": _detector}
+         "radio_fields": _radio_fields, "detector": _detector,
+         "detection_eval": _detection_eval}
 
 
 def parser(tool: str) -> ArgumentParser:

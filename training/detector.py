@@ -5,7 +5,8 @@
 The network, its input and post-filter are :mod:`explorer.core.detector`'s; the fields are
 :mod:`training.radio_fields`'. Only fields whose every source is one of the six classes are used
 (paper 3's selection). Augmentation: a horizontal flip of half the fields (no rotation, as the paper).
-Momentum SGD with a short warm-up and the paper's ×0.1 step at 5/8 of training (50k of 80k iterations).
+Momentum SGD with a short warm-up, gradient-norm clipping, and the paper's ×0.1 step at 5/8 of training
+(50k of 80k iterations); a diverging loss stops the run with a message.
 A checkpoint is written atomically after every epoch; rerunning the same command resumes.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from explorer.core.atomic import atomic_path, check_output_folder
+from explorer.core.atomic import atomic_path, check_output_folder, write_json
 from explorer.core.backbones import ARCHITECTURES
 from explorer.core.detector import INPUTS, DetectorConfig, build_detector, render_input
 from explorer.core.encoder import resolve_device
@@ -36,6 +37,7 @@ from training.radio_fields import Fields, open_fields
 
 CHECKPOINT = "checkpoint.pt"
 LOSS_LOG = "loss.csv"
+MARKER = "detector.json"       # the network's config: tells the explorer this folder is a detector
 
 
 @dataclass
@@ -62,6 +64,7 @@ class OptimRecipe:
     weight_decay: float = limited(1.0e-4, 0.0)
     warmup_steps: int = limited(100, 0)
     decay_at: float = fraction(0.625)            # paper: x0.1 after 50k of 80k iterations
+    clip_grad_norm: float = limited(10.0, 0.0)   # random-init detectors spike early without it
 
 
 @dataclass
@@ -143,7 +146,7 @@ def train_detector(recipe: DetectorRecipe, run_dir, *, device: str = "auto", pro
         if resumed["epoch"] >= recipe.optim.epochs:
             return ckpt_path
     else:
-        check_output_folder(run_dir, "detector run", lambda p: {f.name for f in p.iterdir()} <= {LOSS_LOG},
+        check_output_folder(run_dir, "detector run", lambda p: {f.name for f in p.iterdir()} <= {LOSS_LOG, MARKER},
                             overwrite=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
@@ -185,11 +188,15 @@ def train_detector(recipe: DetectorRecipe, run_dir, *, device: str = "auto", pro
                      for j in order[i * batch_size:(i + 1) * batch_size].tolist()]
             parts = model([b[0].to(dev) for b in batch], [{k: v.to(dev) for k, v in b[1].items()} for b in batch])
             loss = sum(parts.values())
+            if not torch.isfinite(loss):
+                raise InputError(f"the detector's loss diverged at step {step} (lr {lr:.3g}); lower optim.lr "
+                                 f"and rerun with a new --out")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), optim.clip_grad_norm)
             optimizer.step()
             step += 1
-            losses.append({k: float(v) for k, v in parts.items()})
+            losses.append({k: float(v.detach()) for k, v in parts.items()})
             bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.2g}")
         mean = pd.DataFrame(losses).mean().to_dict()
         history.append({"epoch": epoch + 1, "step": step, "loss": sum(mean.values()), **mean, "lr": lr,
@@ -200,6 +207,7 @@ def train_detector(recipe: DetectorRecipe, run_dir, *, device: str = "auto", pro
             torch.save(state, tmp)
         with atomic_path(run_dir / LOSS_LOG) as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
+        write_json(run_dir / MARKER, config.to_dict())
     return ckpt_path
 
 

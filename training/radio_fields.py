@@ -24,24 +24,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy import units as u
-from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales
 from scipy import ndimage
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import check_output_folder
 from explorer.core.config import cache_dir
+from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, box_to_sky
 from explorer.core.errors import InputError, cli_entry
 from explorer.core.islands import OUT_OF_SCOPE, find_islands, morphology_class
 from training import simulate
 from training.data import parse_sim_spec
 
 FIELD_VERSION = 1
-FIELD_PIXELS = 132
-FIELD_SCALE_ARCSEC = 1.375
 SOURCES_PER_FIELD = {1: 0.75, 2: 0.18, 3: 0.07}     # most RGZ subjects hold one radio source
 MAX_EXTENT_FRACTION = 0.8                           # a source's box fits in the field with room to spare
 FIELD_SIMULATIONS = {"fields": {"n": 500, "seed": 0}}
@@ -75,21 +71,6 @@ FIELD_COLUMNS = {
 # ----------------------------------------------------------------------------- boxes and the sky
 def field_wcs(ra: float, dec: float) -> WCS:
     return simulate.make_wcs(ra, dec, FIELD_PIXELS, FIELD_SCALE_ARCSEC)
-
-
-def box_to_sky(box, wcs: WCS) -> tuple[SkyCoord, u.Quantity]:
-    """A square box (x0, y0, x1, y1; 0-based pixel edges) -> its centre on the sky and its side."""
-    x0, y0, x1, y1 = np.asarray(box, float).T
-    centre = wcs.pixel_to_world((x0 + x1) / 2, (y0 + y1) / 2)
-    scale = proj_plane_pixel_scales(wcs.celestial)[0] * u.deg
-    return centre, ((x1 - x0) * scale).to(u.arcsec)
-
-
-def sky_to_box(centre: SkyCoord, side: u.Quantity, wcs: WCS) -> np.ndarray:
-    """The inverse of :func:`box_to_sky`: boxes [.., 4] in 0-based pixel edges."""
-    x, y = wcs.world_to_pixel(centre)
-    half = (side / (proj_plane_pixel_scales(wcs.celestial)[0] * u.deg)).to_value(u.dimensionless_unscaled) / 2
-    return np.stack([x - half, y - half, x + half, y + half], axis=-1)
 
 
 def source_box(noise_free: np.ndarray, pixel_scale_arcsec: float = FIELD_SCALE_ARCSEC) -> tuple[np.ndarray, float]:

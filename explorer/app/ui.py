@@ -41,6 +41,7 @@ EXPLORE_PAGE = "pages/1_Explore.py"
 SEARCH_PAGE = "pages/2_Similarity_search.py"
 FINETUNE_PAGE = "pages/3_Fine_tune.py"
 COMPARE_PAGE = "pages/4_Compare.py"
+DETECT_PAGE = "pages/5_Detect.py"
 NO_BUNDLE = ("No bundle found in `{where}`. Run `make run` (it builds the demo bundle, then starts the app) "
              "or `python -m training.demo`, then reload this page — or type a bundle folder in the sidebar.")
 

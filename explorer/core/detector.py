@@ -20,6 +20,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -29,6 +33,8 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from explorer.core.backbones import build_backbone
 from explorer.core.islands import CLASSES
 
+FIELD_PIXELS = 132               # a Radio Galaxy Zoo subject: 3' of FIRST at 1.375"/px
+FIELD_SCALE_ARCSEC = 1.375
 INPUTS = ("D1",)
 PAPER_INPUT_SIZE = 600
 PAPER_ANCHORS = (16, 32, 64, 128, 256, 512)
@@ -126,6 +132,32 @@ def detect(model: FasterRCNN, config: DetectorConfig, fields: list[np.ndarray], 
                 "det_prob": found["scores"].cpu().numpy()}).sort_values("det_prob", ascending=False,
                                                                         ignore_index=True))
     return out
+
+
+def box_to_sky(box, wcs: WCS) -> tuple[SkyCoord, u.Quantity]:
+    """Square boxes (x0, y0, x1, y1; 0-based pixel coordinates) -> their centres on the sky and their sides."""
+    x0, y0, x1, y1 = np.asarray(box, float).T
+    centre = wcs.pixel_to_world((x0 + x1) / 2, (y0 + y1) / 2)
+    scale = proj_plane_pixel_scales(wcs.celestial)[0] * u.deg
+    return centre, ((x1 - x0) * scale).to(u.arcsec)
+
+
+def sky_to_box(centre: SkyCoord, side: u.Quantity, wcs: WCS) -> np.ndarray:
+    """The inverse of :func:`box_to_sky`: boxes [.., 4] in 0-based pixel coordinates."""
+    x, y = wcs.world_to_pixel(centre)
+    half = (side / (proj_plane_pixel_scales(wcs.celestial)[0] * u.deg)).to_value(u.dimensionless_unscaled) / 2
+    return np.stack([x - half, y - half, x + half, y + half], axis=-1)
+
+
+def detect_field(model: FasterRCNN, config: DetectorConfig, field: np.ndarray, wcs: WCS, *,
+                 apply_filter: bool = True, device="cpu") -> pd.DataFrame:
+    """Detections in one field on the detector's grid, with RA/Dec of each box centre and its side."""
+    found = detect(model, config, [field], device=device)[0]
+    if apply_filter:
+        found = post_filter(found)
+    centre, side = box_to_sky(found[["x0", "y0", "x1", "y1"]].to_numpy(float).reshape(-1, 4), wcs)
+    return found.assign(ra=np.round(centre.icrs.ra.deg, 6), dec=np.round(centre.icrs.dec.deg, 6),
+                        side_arcsec=np.round(side.to_value(u.arcsec), 2))
 
 
 def post_filter(detections: pd.DataFrame, cut: float = PROBABILITY_CUT) -> pd.DataFrame:

@@ -1,0 +1,82 @@
+"""AppTest of the Detect page: an uploaded real FIRST image gets boxes, classes, P and RA/Dec; the P filter."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from streamlit.testing.v1 import AppTest
+
+from explorer.app import detections, ui
+from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, DetectorConfig, build_detector
+from explorer.core.sky.upload import read_uploaded_fits
+from tests.sky_fixtures import MIRABEST, mirabest_file
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def page_env(synthetic_bundle, monkeypatch, tmp_path):
+    """A bundle for the sidebar and one detector in $EXPLORER_HOME/detectors (random init: the page, not its skill)."""
+    if not MIRABEST.is_dir():
+        pytest.skip(f"real FIRST images not found at {MIRABEST}")
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(Path(synthetic_bundle).parent))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    run = tmp_path / "home" / "detectors" / "tiny-detector"
+    run.mkdir(parents=True)
+    torch.manual_seed(0)
+    config = DetectorConfig(input_size=132, fpn_channels=16, box_head=32)
+    torch.save({"detector": config.to_dict(), "model": build_detector(config).state_dict()}, run / "checkpoint.pt")
+    (run / detections.MARKER).write_text("{}")
+    return run
+
+
+def detect_page(path: Path, confident: bool) -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(ui.DETECT_PAGE)
+    app.run()
+    app.toggle(key="detect.filter").set_value(confident)
+    app.file_uploader(key="detect.upload").set_value((path.name, path.read_bytes(), "application/fits"))
+    return app.run()
+
+
+def test_an_uploaded_first_image_shows_boxes_with_classes_and_sky_positions(page_env):
+    path = mirabest_file(0)
+    app = detect_page(path, confident=False)
+    assert not app.exception and not app.error
+    table = app.dataframe[0].value
+    assert len(table) == 5                                      # paper 3: 5 proposals kept at test time
+    shapes = app.get("plotly_chart")[0].proto.spec
+    assert shapes.count('"type":"rect"') == len(table)
+    # Each row's RA/Dec is its box's centre on the uploaded image's sky: within the field around its centre.
+    field, wcs = read_uploaded_fits(path.read_bytes(), path.name, expected_pixel_scale_arcsec=FIELD_SCALE_ARCSEC,
+                                    resample=True, pixels=FIELD_PIXELS)
+    centre = wcs.pixel_to_world((FIELD_PIXELS - 1) / 2, (FIELD_PIXELS - 1) / 2)
+    positions = SkyCoord(table["ra"].to_numpy() * u.deg, table["dec"].to_numpy() * u.deg)
+    assert (positions.separation(centre) < FIELD_PIXELS * FIELD_SCALE_ARCSEC / 2 * np.sqrt(2) * u.arcsec).all()
+    assert set(table["det_class"]) <= set(DetectorConfig().classes)
+
+    filtered = detect_page(path, confident=True).dataframe[0].value
+    expected = (table["det_prob"] >= 0.8).sum() or 1
+    assert len(filtered) == expected and filtered["det_prob"].max() == pytest.approx(table["det_prob"].max(), abs=1e-6)
+
+
+def test_the_detect_page_without_a_detector_says_how_to_train_one(synthetic_bundle, monkeypatch, tmp_path):
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(Path(synthetic_bundle).parent))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(detections, "REPO_ROOT", tmp_path)
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(ui.DETECT_PAGE)
+    app.run()
+    assert not app.exception
+    assert any("python -m training.detector" in i.value for i in app.info)
+
+
+def test_a_bad_upload_is_one_clear_message(page_env):
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(ui.DETECT_PAGE)
+    app.run()
+    app.file_uploader(key="detect.upload").set_value(("notes.fits", b"not a FITS file", "application/fits"))
+    app.run()
+    assert not app.exception and len(app.error) == 1 and "notes.fits" in app.error[0].value
