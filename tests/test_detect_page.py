@@ -80,3 +80,31 @@ def test_a_bad_upload_is_one_clear_message(page_env):
     app.file_uploader(key="detect.upload").set_value(("notes.fits", b"not a FITS file", "application/fits"))
     app.run()
     assert not app.exception and len(app.error) == 1 and "notes.fits" in app.error[0].value
+
+
+@pytest.mark.browser
+def test_in_a_real_browser_an_uploaded_fits_shows_boxes(page_env, synthetic_bundle):
+    from benchmarks.browser import CHROMIUM, LAUNCH_ARGS, streamlit_app
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`) to run browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    path = mirabest_file(0)
+    with streamlit_app(Path(synthetic_bundle).parent) as url, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.get_by_role("link", name="Detect").click()
+        page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(path))
+        page.wait_for_selector(".js-plotly-plot .shapelayer path", timeout=90_000)
+        boxes = page.locator(".js-plotly-plot .shapelayer path").count()
+        labels = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
+        out = Path(__file__).resolve().parents[1] / "test-artifacts"
+        out.mkdir(exist_ok=True)
+        page.screenshot(path=str(out / "detect_upload.png"), full_page=True)
+        browser.close()
+    assert boxes >= 1 and len(labels) == boxes, (boxes, labels)
+    assert all(label.split()[0] in DetectorConfig().classes for label in labels), labels
+    assert not errors, errors
