@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from explorer.core.backbones import ARCHITECTURES
 from explorer.core.errors import InputError
@@ -19,7 +18,7 @@ from explorer.core.preprocess import Preprocessing
 from explorer.core.surveys import FIRST
 from training.augment import AugmentConfig
 from training.monitor import MonitorConfig
-from training.options import build, limited
+from training.options import build, limited, read_yaml
 
 LEGACY_SECTIONS = ("map",)   # written into checkpoints by earlier versions; ignored when they are read back
 
@@ -100,11 +99,4 @@ def config_from_dict(values: dict, where: str = "config", *, from_checkpoint: bo
 
 
 def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(f"{path} is not valid YAML: {e}") from None
-    return config_from_dict(values, str(path))
+    return config_from_dict(read_yaml(path, "config file"), str(path))

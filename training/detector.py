@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, check_output_folder, write_json
@@ -32,7 +31,7 @@ from explorer.core.detector import INPUTS, DetectorConfig, build_detector, rende
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
-from training.options import build, fraction, limited
+from training.options import build, fraction, limited, read_yaml
 from training.radio_fields import Fields, open_fields
 
 CHECKPOINT = "checkpoint.pt"
@@ -80,14 +79,7 @@ class DetectorRecipe:
 
 
 def load_recipe(path) -> DetectorRecipe:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"detector recipe not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"{path} is not valid YAML: {e}") from None
-    return build(DetectorRecipe, values, str(path))
+    return build(DetectorRecipe, read_yaml(path, "detector recipe"), str(path))
 
 
 def inputs_and_targets(fields: Fields, kind: str, classes) -> tuple[np.ndarray, list[dict]]:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from explorer.core.atomic import atomic_path, save_figure, write_json
 from explorer.core.bundle import is_bundle, load_bundle, sha256_file
@@ -37,7 +36,7 @@ from training import cli
 from training.config import load_config
 from training.lenses import MASS
 from training.methods import method_class
-from training.options import MapConfig, build, limited
+from training.options import MapConfig, build, limited, read_yaml
 
 PAPER = {"finetune_r2": {"LenSiam": 0.586, "SimSiam": 0.426, "supervised": 0.360},
          "final_loss": {"LenSiam": -0.92, "SimSiam": -0.94}}
@@ -61,14 +60,7 @@ class StudyConfig:
 
 
 def load_study(path: str | Path) -> StudyConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"study config not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise InputError(f"{path} is not valid YAML: {e}") from None
-    return build(StudyConfig, values, str(path))
+    return build(StudyConfig, read_yaml(path, "study config"), str(path))
 
 
 def _recipe_path(name: str) -> Path:

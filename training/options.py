@@ -11,6 +11,9 @@ import dataclasses
 import math
 import typing
 from dataclasses import field
+from pathlib import Path
+
+import yaml
 
 from explorer.core.errors import InputError
 
@@ -22,6 +25,17 @@ def limited(default, low=None, high=None, *, choices=None):
 
 def fraction(default):
     return limited(default, 0.0, 1.0)
+
+
+def read_yaml(path, what: str):
+    """The mapping in a YAML recipe; a missing or malformed file is one InputError naming ``what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path} is not valid YAML: {e}") from None
 
 
 def build(cls, values: dict, where: str):
