@@ -32,8 +32,7 @@ def per_field(fn, n: int) -> float:
 
 def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    images, _, _ = simulate_fields(40, seed=5, progress=False)
-    fields = list(images)
+    fields = list(simulate_fields(40, seed=5, progress=False).images)
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, {len(fields)} fields of 132 px")
     print(f"  {'island finder (baseline)':<44s} {per_field(lambda: [find_islands(f) for f in fields], len(fields)):7.1f} ms/field")
     for size in (132, 264, 600):

@@ -61,6 +61,71 @@ def test_the_d1_input_is_ds9_log_min_max():
         render_input(field, "D9")
 
 
+def test_d3_is_w1_and_the_radio_contours_at_5_10_20_sigma():
+    from explorer.core.errors import InputError
+    from explorer.core.islands import background_rms
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:FIELD_PIXELS, :FIELD_PIXELS]
+    radio = 100 * np.exp(-((x - 50) ** 2 + (y - 70) ** 2) / (2 * 6.0 ** 2)) + rng.standard_normal(x.shape)
+    w1 = rng.standard_normal(x.shape) + 40 * np.exp(-((x - 90) ** 2 + (y - 30) ** 2) / 8)
+    d3 = render_input(radio, "D3", infrared=w1)
+    assert d3.shape == (2, FIELD_PIXELS, FIELD_PIXELS)
+    np.testing.assert_allclose(d3[0], render_input(w1)[0])                 # W1 on D1's scale
+    sigma = background_rms(radio)
+    lines = d3[1] > 0
+    levels = 5 * sigma * 2.0 ** np.arange(5)                               # 5 ... 80 sigma: the blob peaks at 100
+    r = np.hypot(x - 50, y - 70)[lines]
+    expected = 6.0 * np.sqrt(2 * np.log(100 / levels))
+    # Every contour pixel is on one of the levels' circles, and every level is drawn.
+    assert np.all(np.min(np.abs(r[:, None] - expected[None]), axis=1) < 1.5)
+    assert all((np.abs(r - e) < 1.5).any() for e in expected)
+    with pytest.raises(InputError, match="give a W1 image"):
+        render_input(radio, "D3")
+    with pytest.raises(InputError, match="W1 image is"):
+        render_input(radio, "D3", infrared=w1[:10])
+
+
+def test_d4_keeps_the_contours_convex_hull_and_fills_the_rest_with_the_training_mean():
+    from explorer.core.detector import convex_hull_mask
+
+    triangle = np.zeros((6, 6), bool)
+    triangle[0, 0] = triangle[0, 4] = triangle[4, 0] = True
+    hull = convex_hull_mask(triangle)
+    assert hull[1, 1] and hull[2, 2] and not hull[4, 4] and not hull[3, 3] and hull.sum() == 15
+    line = np.zeros((6, 6), bool)
+    line[2, 1:4] = True
+    assert convex_hull_mask(line).sum() == 3                               # flat: its bounding box
+    y, x = np.mgrid[:FIELD_PIXELS, :FIELD_PIXELS]
+    rng = np.random.default_rng(1)
+    blobs = sum(50 * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 8) for cx, cy in ((30, 30), (90, 40)))
+    radio = blobs + rng.standard_normal(x.shape)
+    w1 = rng.standard_normal(x.shape)
+    d3 = render_input(radio, "D3", infrared=w1)
+    d4 = render_input(radio, "D4", infrared=w1, outside_fill=[0.25, 0.5])
+    assert np.array_equal(d4[:, 35, 60], d3[:, 35, 60])                   # between the two sources: inside
+    assert np.array_equal(d4[:, 100, 100], [0.25, 0.5]) and np.array_equal(d4[:, 5, 120], [0.25, 0.5])
+    inside = np.all(d4 == d3, axis=0)
+    assert 0.01 < inside.mean() < 0.2
+    with pytest.raises(ValueError, match="D4 needs"):
+        render_input(radio, "D4", infrared=w1)
+
+
+def test_d4_training_inputs_fill_with_the_d3_mean_of_the_training_fields():
+    from training.radio_fields import simulate_fields
+
+    fields = simulate_fields(4, seed=4, progress=False)
+    d3, none = detector.rendered_inputs(fields, "D3")
+    d4, fill = detector.rendered_inputs(fields, "D4")
+    assert none == [] and fill == pytest.approx(d3.mean(axis=(0, 2, 3)).tolist())
+    changed = d4 != d3
+    assert changed.any()
+    for c in range(2):
+        assert np.allclose(d4[:, c][changed[:, c]], fill[c])
+    with pytest.raises(Exception, match="needs a W1 image of every field"):
+        detector.rendered_inputs(Fields(fields.images, fields.catalog, fields.sources), "D3")
+
+
 def test_anchors_are_square_and_scale_with_the_input_size():
     assert DetectorConfig(input_size=600).anchors == ((16, 32), (64, 128), (256, 512))
     assert DetectorConfig(input_size=300).anchors == ((8, 16), (32, 64), (128, 256))

@@ -76,7 +76,7 @@ def fields():
 
 
 def test_field_sources_are_labelled_by_the_island_code_run_on_the_field(fields):
-    images, catalogue, sources = fields
+    images, catalogue, sources = fields.images, fields.catalog, fields.sources
     assert images.shape == (40, SIZE, SIZE) and images.dtype == np.float32
     assert list(catalogue["id"]) == list(dict.fromkeys(sources["field"]))
     assert (sources.groupby("field").size().reindex(catalogue["id"]).to_numpy() == catalogue["n_sources"]).all()
@@ -91,7 +91,7 @@ def test_field_sources_are_labelled_by_the_island_code_run_on_the_field(fields):
 
 
 def test_field_boxes_are_squares_of_side_las_inside_the_field_and_apart(fields):
-    _, catalogue, sources = fields
+    catalogue, sources = fields.catalog, fields.sources
     side = sources["x1"] - sources["x0"]
     np.testing.assert_allclose(side, sources["y1"] - sources["y0"], atol=1e-6)
     np.testing.assert_allclose(side * radio_fields.FIELD_SCALE_ARCSEC,
@@ -126,3 +126,45 @@ def test_field_catalogue_directory_is_kept_when_complete_and_readable(tmp_path):
         assert hdul[0].data.shape == (SIZE, SIZE) and hdul[0].header["BUNIT"] == "Jy/beam"
     assert set(sources["field"]) == set(table["id"])
     assert simulate.NOISE_JY_PER_BEAM == pytest.approx(background_rms(fits.getdata(out / table["file"][0])), rel=0.3)
+
+
+def test_each_field_has_a_w1_image_with_the_host_at_every_radio_core_and_w1_noise(fields):
+    from training import infrared
+
+    assert fields.infrared.shape == fields.images.shape and fields.infrared.dtype == np.float32
+    # The noise: W1's per-pixel rms, which makes a 16.9 mag point source a 5 sigma detection.
+    rms = np.median([background_rms(w) for w in fields.infrared])
+    assert rms == pytest.approx(infrared.NOISE_DN, rel=0.1)
+    # Bright hosts sit at their radio source's core: a PSF-sized aperture there holds the host's flux.
+    y, x = np.mgrid[:SIZE, :SIZE]
+    ratios = []
+    for f, field_id in enumerate(fields.catalog["id"]):
+        for _, s in fields.boxes(f).iterrows():
+            if s["w1_host_mag"] > 15:
+                continue
+            aperture = (x - s["core_x"]) ** 2 + (y - s["core_y"]) ** 2 <= (3 * infrared.PSF_SIGMA_PX) ** 2
+            ratios.append(fields.infrared[f][aperture].sum() / infrared.flux_dn(s["w1_host_mag"]))
+    assert len(ratios) >= 10
+    assert 0.9 < np.median(ratios) < 1.2, ratios           # 0.99 of a Gaussian lies inside 3 sigma; neighbours add
+    # ... and the cores are where the radio is: a compact source peaks on its core.
+    compact = fields.sources[(fields.sources["morphology"] == "compact") & (fields.sources["det_class"] == "1C_1P")]
+    assert len(compact) >= 3
+    for _, s in compact.iterrows():
+        image = fields.images[list(fields.catalog["id"]).index(s["field"])]
+        near = np.where(np.hypot(x - s["core_x"], y - s["core_y"]) < 6, image, -np.inf)
+        cy, cx = np.unravel_index(np.argmax(near), near.shape)
+        assert np.hypot(cx - s["core_x"], cy - s["core_y"]) < 2
+
+
+def test_w1_images_go_to_the_w1_extension_and_come_back(tmp_path):
+    from astropy.io import fits
+
+    out = radio_fields.simulate_fields_to_directory(tmp_path / "fields", n=3, seed=2, progress=False)
+    direct = radio_fields.simulate_fields(3, seed=2, progress=False)
+    again = radio_fields.open_fields(str(out), progress=False)
+    np.testing.assert_array_equal(again.infrared, direct.infrared)
+    np.testing.assert_array_equal(again.images, direct.images)
+    with fits.open(out / again.catalog["file"][0]) as hdus:
+        assert hdus["W1"].header["BUNIT"] == "DN" and hdus["W1"].header["MAGZP"] == 20.5
+        assert hdus["W1"].header["CRVAL1"] == hdus[0].header["CRVAL1"] == pytest.approx(again.catalog["ra"][0])
+    assert again.in_scope().infrared.shape[0] == int(again.catalog["in_scope"].sum())

@@ -22,7 +22,8 @@ from astropy.coordinates import SkyCoord
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, write_json
-from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, DetectorConfig, detect, post_filter
+from explorer.core.detector import (FIELD_PIXELS, FIELD_SCALE_ARCSEC, DetectorConfig, detect, needs_infrared,
+                                    post_filter)
 from explorer.core.errors import cli_entry
 from explorer.core.fitsio import cutout_with_wcs, read_image
 from training.radio_fields import Fields, open_fields
@@ -82,7 +83,8 @@ def components_only(table: pd.DataFrame) -> pd.DataFrame:
 def evaluate(model, config: DetectorConfig, fields: Fields, *, device="cpu") -> dict:
     """AP per class and mAP (6 and 3 classes), box-width correlation per class, seconds per field."""
     start = time.perf_counter()
-    found = detect(model, config, list(fields.images), device=device, batch_size=1)
+    infrared = None if fields.infrared is None else list(fields.infrared)
+    found = detect(model, config, list(fields.images), infrared=infrared, device=device, batch_size=1)
     seconds = (time.perf_counter() - start) / len(fields.images)
     detections = pd.concat([d.assign(field=f) for d, f in zip(found, fields.catalog["id"])], ignore_index=True)
     truth = fields.sources.reset_index(drop=True)
@@ -200,7 +202,9 @@ def main(argv=None):
     results = {"run": str(args.run), "data": data,
                "simulated": evaluate(model, config, open_fields(data, progress=True).in_scope())}
     rgz = Path(args.rgz)
-    if rgz.is_file():
+    if needs_infrared(config.input):
+        print(f"skipping the real FIRST check: the detector reads {config.input}, and MiraBest has no W1 images")
+    elif rgz.is_file():
         results["real_first"] = real_first_check(model, config, rgz)
     else:
         print(f"skipping the real FIRST check: {rgz} not found")

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, check_output_folder, write_json
 from explorer.core.backbones import ARCHITECTURES
-from explorer.core.detector import INPUTS, DetectorConfig, build_detector, render_input
+from explorer.core.detector import INPUTS, DetectorConfig, build_detector, needs_infrared, render_input
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
@@ -82,9 +82,25 @@ def load_recipe(path) -> DetectorRecipe:
     return build(DetectorRecipe, read_yaml(path, "detector recipe"), str(path))
 
 
-def inputs_and_targets(fields: Fields, kind: str, classes) -> tuple[np.ndarray, list[dict]]:
-    """Rendered inputs [N, C, H, W] and torchvision targets (boxes in pixel edges, labels 1..K)."""
-    inputs = np.stack([render_input(image, kind) for image in fields.images])
+def rendered_inputs(fields: Fields, kind: str) -> tuple[np.ndarray, list[float]]:
+    """The fields as the detector sees them [N, C, H, W], and D4's outside fill (the D3 mean; [] otherwise)."""
+    if needs_infrared(kind) and fields.infrared is None:
+        raise InputError(f"input {kind} needs a W1 image of every field, and these fields have none "
+                         "(simulate them with python -m training.radio_fields)")
+    infrared = [None] * len(fields.images) if fields.infrared is None else fields.infrared
+
+    def render(as_kind, fill=None):
+        return np.stack([render_input(r, as_kind, infrared=w, outside_fill=fill) for r, w in zip(fields.images, infrared)])
+
+    if kind != "D4":
+        return render(kind), []
+    fill = [float(m) for m in render("D3").mean(axis=(0, 2, 3))]
+    return render("D4", fill), fill
+
+
+def inputs_and_targets(fields: Fields, kind: str, classes) -> tuple[np.ndarray, list[dict], list[float]]:
+    """Rendered inputs [N, C, H, W], torchvision targets (boxes in pixel edges, labels 1..K), D4's fill."""
+    inputs, fill = rendered_inputs(fields, kind)
     index = {c: i + 1 for i, c in enumerate(classes)}
     by_field = dict(tuple(fields.sources.groupby("field")))
     targets = []
@@ -92,7 +108,7 @@ def inputs_and_targets(fields: Fields, kind: str, classes) -> tuple[np.ndarray, 
         rows = by_field[field_id]
         targets.append({"boxes": torch.tensor(rows[["x0", "y0", "x1", "y1"]].to_numpy(np.float32) + 0.5),
                         "labels": torch.tensor([index[c] for c in rows["det_class"]], dtype=torch.int64)})
-    return inputs, targets
+    return inputs, targets, fill
 
 
 def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
@@ -103,11 +119,11 @@ def flipped(image: torch.Tensor, target: dict) -> tuple[torch.Tensor, dict]:
     return image.flip(-1), {**target, "boxes": boxes}
 
 
-def detector_config(recipe: DetectorRecipe, channel_mean) -> DetectorConfig:
+def detector_config(recipe: DetectorRecipe, channel_mean, outside_fill=()) -> DetectorConfig:
     net = recipe.detector
     return DetectorConfig(architecture=net.architecture, input=net.input, input_size=net.input_size,
                           fpn_channels=net.fpn_channels, box_head=net.box_head,
-                          channel_mean=[float(m) for m in channel_mean])
+                          channel_mean=[float(m) for m in channel_mean], outside_fill=list(outside_fill))
 
 
 def load_detector(run_dir) -> tuple[torch.nn.Module, DetectorConfig]:
@@ -148,8 +164,8 @@ def train_detector(recipe: DetectorRecipe, run_dir, *, device: str = "auto", pro
     if len(fields.catalog) == 0:
         raise InputError(f"{recipe.data.train} has no field whose sources are all in paper 3's six classes")
     probe = DetectorConfig()
-    inputs, targets = inputs_and_targets(fields, recipe.detector.input, probe.classes)
-    config = detector_config(recipe, inputs.mean(axis=(0, 2, 3)))     # the training set's mean, per channel
+    inputs, targets, fill = inputs_and_targets(fields, recipe.detector.input, probe.classes)
+    config = detector_config(recipe, inputs.mean(axis=(0, 2, 3)), fill)   # the training set's mean, per channel
     model = build_detector(config).to(dev)
     optim = recipe.optim
     batch_size = min(optim.batch_size, len(inputs))

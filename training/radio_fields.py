@@ -1,6 +1,8 @@
 """Simulated FIRST-like radio fields for source detection (paper 3, CLARAN): several sources per field.
 
-A field is what a Radio Galaxy Zoo subject is: 3′ of FIRST resampled to 132 px at 1.375″/px. Sources come
+A field is what a Radio Galaxy Zoo subject is: 3′ of FIRST resampled to 132 px at 1.375″/px, with a WISE
+W1-like infrared image on the same grid (:mod:`training.infrared`: the host at each radio core, field
+galaxies and stars). Sources come
 from :mod:`training.simulate` (its morphologies, sizes, brightness and beam-correlated noise), are rendered
 together on FIRST's own 1.8″ grid, then resampled bilinearly, as the RGZ cutouts were. Each source's class
 iC_jP is *measured*, not assumed: :func:`explorer.core.islands.find_islands` runs on the noisy field (the
@@ -8,7 +10,7 @@ code that labels real images), and each island goes to the source that gives it 
 square centred on the source with side = its largest angular size (paper 3).
 
 ``python -m training.radio_fields --n 2000 --seed 0 --out data/fields`` writes a FITS catalogue directory:
-``fits/<id>.fits`` (one field each, with a WCS), ``catalog.csv`` (one row per field) and ``sources.csv``
+``fits/<id>.fits`` (one field each, with a WCS; the radio image first, W1 in the ``W1`` extension), ``catalog.csv`` (one row per field) and ``sources.csv``
 (one row per source: class, box in pixels and on the sky).
 """
 from __future__ import annotations
@@ -34,10 +36,10 @@ from explorer.core.config import cache_dir
 from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, box_to_sky
 from explorer.core.errors import InputError, cli_entry
 from explorer.core.islands import OUT_OF_SCOPE, find_islands, morphology_class
-from training import simulate
+from training import infrared, simulate
 from training.data import parse_sim_spec
 
-FIELD_VERSION = 1
+FIELD_VERSION = 2                                   # 2: a W1 image in every field
 SOURCES_PER_FIELD = {1: 0.75, 2: 0.18, 3: 0.07}     # most RGZ subjects hold one radio source
 MAX_EXTENT_FRACTION = 0.8                           # a source's box fits in the field with room to spare
 FIELD_SIMULATIONS = {"fields": {"n": 500, "seed": 0}}
@@ -58,6 +60,9 @@ SOURCE_COLUMNS = {
     "ra": {"unit": "deg", "description": "box centre, right ascension (ICRS)"},
     "dec": {"unit": "deg", "description": "box centre, declination (ICRS)"},
     "peak_snr": {"unit": "", "description": "brightest noise-free pixel of the source over the noise rms"},
+    "core_x": {"unit": "pix", "description": "radio core (the host's position), 0-based field pixel x"},
+    "core_y": {"unit": "pix", "description": "radio core (the host's position), 0-based field pixel y"},
+    "w1_host_mag": {"unit": "mag", "description": "W1 magnitude (Vega) of the host at the radio core"},
 }
 FIELD_COLUMNS = {
     "id": {"unit": "", "description": "field identifier"},
@@ -107,8 +112,8 @@ def _place(rng: np.random.Generator, sizes_px: np.ndarray) -> np.ndarray | None:
     return np.array(offsets)
 
 
-def simulate_fields(n: int = 500, seed: int = 0, *, progress: bool = True) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
-    """Fields float32 [n, 132, 132] (Jy/beam), their catalogue (one row each) and their sources."""
+def simulate_fields(n: int = 500, seed: int = 0, *, progress: bool = True) -> "Fields":
+    """``n`` fields: radio float32 [n, 132, 132] (Jy/beam), W1 (DN), their catalogue and their sources."""
     if n < 1:
         raise InputError(f"the number of simulated fields must be at least 1, got {n}")
     if seed < 0:
@@ -118,6 +123,8 @@ def simulate_fields(n: int = 500, seed: int = 0, *, progress: bool = True) -> tu
     params, components, unit = _source_pool(rng, int(counts.sum()))
 
     images = np.empty((n, FIELD_PIXELS, FIELD_PIXELS), np.float32)
+    w1 = np.empty_like(images)
+    ratio = FIELD_SCALE_ARCSEC / simulate.PIXEL_SCALE_ARCSEC
     fields, sources, next_source = [], [], 0
     for start in tqdm(range(0, n, CHUNK), desc="simulating radio fields", unit="batch", disable=not progress):
         stop = min(start + CHUNK, n)
@@ -137,15 +144,18 @@ def simulate_fields(n: int = 500, seed: int = 0, *, progress: bool = True) -> tu
             images[f] = resampled[-1]
             ra, dec = params.loc[picks[0], ["ra", "dec"]]
             rows = _label_sources(resampled[-1], resampled[:-1], field_wcs(ra, dec))
+            cores = offsets / ratio + (FIELD_PIXELS - 1) / 2       # each core sat at its stamp's centre
+            w1[f], host_mags = infrared.render_w1(cores, params.loc[picks, "z"].to_numpy(), [seed, 31, f])
             field_id = f"FIELD{seed:03d}-{f:06d}"
-            for k, (row, p) in enumerate(zip(rows, picks)):
-                row.update(field=field_id, source=f"{field_id}-{k}",
-                           morphology=params.loc[p, "morphology"])
+            for k, (row, p, core, mag) in enumerate(zip(rows, picks, cores, host_mags)):
+                row.update(field=field_id, source=f"{field_id}-{k}", morphology=params.loc[p, "morphology"],
+                           core_x=round(float(core[0]), 3), core_y=round(float(core[1]), 3),
+                           w1_host_mag=round(float(mag), 3))
                 sources.append(row)
             fields.append({"id": field_id, "ra": round(float(ra), 6), "dec": round(float(dec), 6),
                            "n_sources": len(rows), "in_scope": all(r["det_class"] != OUT_OF_SCOPE for r in rows)})
     table = pd.DataFrame(sources)[list(SOURCE_COLUMNS)]
-    return images, pd.DataFrame(fields), table
+    return Fields(images, pd.DataFrame(fields), table, w1)
 
 
 def _source_pool(rng, m: int):
@@ -212,10 +222,11 @@ def simulate_fields_to_directory(out_dir, n: int = 500, seed: int = 0, *, progre
     except (OSError, ValueError):
         pass
     check_output_folder(out_dir, "simulated field catalogue", lambda p: (p / "provenance.json").exists(), overwrite=True)
-    images, fields, sources = simulate_fields(n, seed, progress=progress)
-    return simulate.write_fits_catalogue(out_dir, images, fields, columns={**FIELD_COLUMNS, **SOURCE_COLUMNS},
-                                         header=fields_header(), provenance=wanted,
-                                         tables={"sources.csv": sources}, progress=progress)
+    fields = simulate_fields(n, seed, progress=progress)
+    return simulate.write_fits_catalogue(out_dir, fields.images, fields.catalog,
+                                         columns={**FIELD_COLUMNS, **SOURCE_COLUMNS}, header=fields_header(),
+                                         extensions={"W1": (fields.infrared, infrared.w1_header())},
+                                         provenance=wanted, tables={"sources.csv": fields.sources}, progress=progress)
 
 
 def read_sources(directory) -> pd.DataFrame:
@@ -228,16 +239,19 @@ def read_sources(directory) -> pd.DataFrame:
 
 @dataclass
 class Fields:
-    """Fields [N, H, W], their catalogue (one row each) and their sources (``sources.csv``)."""
+    """Radio fields [N, H, W], their catalogue (one row each), their sources (``sources.csv``) and, when
+    the fields have one, the W1 image of each [N, H, W] on the same grid."""
     images: np.ndarray
     catalog: pd.DataFrame
     sources: pd.DataFrame
+    infrared: np.ndarray | None = None
 
     def in_scope(self) -> "Fields":
         """The fields whose every source is one of the six classes (paper 3 kept only those)."""
         keep = self.catalog["in_scope"].astype(bool).to_numpy()
         catalog = self.catalog[keep].reset_index(drop=True)
-        return Fields(self.images[keep], catalog, self.sources[self.sources["field"].isin(catalog["id"])])
+        return Fields(self.images[keep], catalog, self.sources[self.sources["field"].isin(catalog["id"])],
+                      None if self.infrared is None else self.infrared[keep])
 
     def boxes(self, index: int) -> pd.DataFrame:
         return self.sources[self.sources["field"] == self.catalog["id"].iloc[index]]
@@ -256,9 +270,13 @@ def open_fields(spec: str, *, progress: bool = True) -> Fields:
                              "(catalog.csv + sources.csv, from python -m training.radio_fields)")
     sources = read_sources(folder)
     catalog = pd.read_csv(folder / "catalog.csv")
-    images = np.stack([fits.getdata(folder / f).astype(np.float32)
-                       for f in tqdm(catalog["file"], desc="reading fields", unit="field", disable=not progress)])
-    return Fields(images, catalog, sources)
+    radio, w1 = [], []
+    for file in tqdm(catalog["file"], desc="reading fields", unit="field", disable=not progress):
+        with fits.open(folder / file) as hdus:
+            radio.append(hdus[0].data.astype(np.float32))
+            if "W1" in hdus:
+                w1.append(hdus["W1"].data.astype(np.float32))
+    return Fields(np.stack(radio), catalog, sources, np.stack(w1) if len(w1) == len(radio) else None)
 
 
 @cli_entry

@@ -506,6 +506,7 @@ def fits_header(pixels: int = PIXELS, pixel_scale_arcsec: float = PIXEL_SCALE_AR
 def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scale_arcsec: float = PIXEL_SCALE_ARCSEC,
                          columns: dict | None = None, provenance: dict | None = None, compress: bool = False,
                          header: fits.Header | None = None, tables: dict[str, pd.DataFrame] | None = None,
+                         extensions: dict[str, tuple[np.ndarray, fits.Header]] | None = None,
                          progress: bool = True) -> Path:
     """Write a FITS catalogue directory (the layout of ``../shared/data/mirabest``), atomically.
 
@@ -515,6 +516,8 @@ def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scal
     same input, same bytes); noisy float32 pixels barely compress, so it is off by default. ``header`` replaces
     the FIRST-like header (another simulator's units and instrument); its WCS centre is set per source.
     ``tables`` are further CSV files written beside ``catalog.csv`` (e.g. the sources of simulated fields).
+    ``extensions`` are further images of each row, ``{EXTNAME: (images [N, H, W], header)}``, written as
+    image extensions of the same file (e.g. the W1 image of a radio field), their WCS centred alike.
     """
     out_dir = Path(out_dir)
     images = np.asarray(images)
@@ -532,16 +535,20 @@ def write_fits_catalogue(out_dir, images, catalogue: pd.DataFrame, *, pixel_scal
     if header is None:
         header = fits_header(images.shape[-1], pixel_scale_arcsec)
     hdu = fits.PrimaryHDU(np.zeros(images.shape[1:], np.float32), header)
+    extra = {name: (planes, fits.ImageHDU(np.zeros(planes.shape[1:], np.float32), head, name=name))
+             for name, (planes, head) in (extensions or {}).items()}
     with atomic_directory(out_dir) as tmp:
         (tmp / "fits").mkdir()
         rows = zip(files, catalogue["id"], catalogue["ra"], catalogue["dec"])
-        for image, (file, source_id, ra, dec) in zip(tqdm(images, desc="writing FITS", unit="file",
-                                                          disable=not progress), rows):
-            hdu.data = np.asarray(image, np.float32)
-            hdu.header["CRVAL1"], hdu.header["CRVAL2"] = float(ra), float(dec)
-            hdu.header["OBJECT"] = str(source_id)
+        for k, (image, (file, source_id, ra, dec)) in enumerate(zip(tqdm(images, desc="writing FITS", unit="file",
+                                                                         disable=not progress), rows)):
+            hdus = [(hdu, image)] + [(ext, planes[k]) for planes, ext in extra.values()]
+            for h, pixels in hdus:
+                h.data = np.asarray(pixels, np.float32)
+                h.header["CRVAL1"], h.header["CRVAL2"] = float(ra), float(dec)
+                h.header["OBJECT"] = str(source_id)
             buffer = io.BytesIO()
-            hdu.writeto(buffer, output_verify="ignore")
+            fits.HDUList([h for h, _ in hdus]).writeto(buffer, output_verify="ignore")
             data = buffer.getvalue()
             (tmp / file).write_bytes(gzip.compress(data, compresslevel=1, mtime=0) if compress else data)
         table = catalogue.copy()

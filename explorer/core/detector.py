@@ -4,9 +4,14 @@ Shared by training (:mod:`training.detector`) and the explorer's Detect page: th
 network and the post-filter live here, so a real FITS field goes through exactly what the detector
 was trained on.
 
-- Input D1 (:func:`render_input`): the radio image on DS9's "log min max" scale, y = log10(1000 x + 1) /
-  log10(1001) with x the image min-max scaled to [0, 1] (DS9 divides by log10(1000); we end at exactly 1);
-  zero-centred by the training set's mean inside the network.
+- Inputs (:func:`render_input`), zero-centred by the training set's mean per channel inside the network:
+  - D1: the radio image on DS9's "log min max" scale, y = log10(1000 x + 1) / log10(1001) with x the image
+    min-max scaled to [0, 1] (DS9 divides by log10(1000); we end at exactly 1);
+  - D3: radio contours over W1, as two channels: W1 on the same scale, and the radio's contour lines at
+    5σ, 10σ, 20σ, ... (σ: :func:`explorer.core.islands.background_rms`). Paper 3 drew the contours in
+    colour over W1 in a 3-channel PNG; the two channels hold the same information;
+  - D4: D3 with every pixel outside the convex hull of the 5σ contours set to the training set's mean
+    of D3, per channel.
 - Network: torchvision's Faster R-CNN on a backbone of :mod:`explorer.core.backbones` (ResNet-18 for the
   CPU, VGG-16 as in the paper) with an FPN over its last three stages. The field is upscaled bilinearly
   to ``input_size`` (paper: 132 -> 600 px). Anchors are square only, paper 3's six sizes 16-512 px on the
@@ -24,6 +29,8 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
+from scipy import ndimage
+from scipy.spatial import ConvexHull, Delaunay, QhullError
 from torch import nn
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -31,11 +38,14 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 
 from explorer.core.backbones import build_backbone
-from explorer.core.islands import CLASSES
+from explorer.core.errors import InputError
+from explorer.core.islands import CLASSES, background_rms
 
 FIELD_PIXELS = 132               # a Radio Galaxy Zoo subject: 3' of FIRST at 1.375"/px
 FIELD_SCALE_ARCSEC = 1.375
-INPUTS = ("D1",)
+INPUTS = ("D1", "D3", "D4")
+CHANNELS = {"D1": ("radio",), "D3": ("W1", "radio contours"), "D4": ("W1", "radio contours")}
+CONTOUR_SIGMA = 5.0            # paper 3: the lowest contour at 5 sigma; then each level doubles
 PAPER_INPUT_SIZE = 600
 PAPER_ANCHORS = (16, 32, 64, 128, 256, 512)
 PROBABILITY_CUT = 0.8          # paper 3, section 6.1.1
@@ -53,6 +63,7 @@ class DetectorConfig:
     proposals_test: int = 5
     proposals_train: int = 2000
     channel_mean: list[float] = field(default_factory=lambda: [0.0])
+    outside_fill: list[float] = field(default_factory=list)   # D4: the training set's mean of D3, per channel
 
     def to_dict(self) -> dict:
         return {**asdict(self), "classes": list(self.classes)}
@@ -68,17 +79,72 @@ class DetectorConfig:
         return tuple(tuple(sizes[i:i + 2]) for i in range(0, 6, 2))
 
 
-def render_input(radio: np.ndarray, kind: str = "D1") -> np.ndarray:
-    """One field [H, W] (any units) -> the detector's input [C, H, W] float32 in [0, 1]."""
-    if kind not in INPUTS:
-        raise ValueError(f"unknown detector input {kind!r}; available: {', '.join(INPUTS)}")
-    image = np.asarray(radio, np.float64)
+def needs_infrared(kind: str) -> bool:
+    return "W1" in CHANNELS[kind]
+
+
+def _log_min_max(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float64)
     finite = np.isfinite(image)
     if not finite.any():
-        raise ValueError("the field has no finite pixels")
+        raise InputError("the field has no finite pixels")
     low, high = image[finite].min(), image[finite].max()
     scaled = np.where(finite, (image - low) / (high - low) if high > low else 0.0, 0.0)
-    return (np.log10(_DS9_LOG_EXPONENT * scaled + 1.0) / np.log10(_DS9_LOG_EXPONENT + 1.0))[None].astype(np.float32)
+    return (np.log10(_DS9_LOG_EXPONENT * scaled + 1.0) / np.log10(_DS9_LOG_EXPONENT + 1.0)).astype(np.float32)
+
+
+def contour_lines(radio: np.ndarray) -> np.ndarray:
+    """1 on the pixels where the radio crosses 5σ, 10σ, 20σ, ... (each level's inner edge), else 0."""
+    image = np.nan_to_num(np.asarray(radio, np.float64), nan=-np.inf)
+    level, lines = CONTOUR_SIGMA * background_rms(radio), np.zeros(image.shape, bool)
+    while level > 0 and (image >= level).any():
+        above = image >= level
+        lines |= above & ~ndimage.binary_erosion(above, border_value=0)
+        level *= 2
+    return lines.astype(np.float32)
+
+
+def convex_hull_mask(mask: np.ndarray) -> np.ndarray:
+    """The pixels whose centres lie in the convex hull of ``mask``'s pixels (its bounding box when flat)."""
+    rows, cols = np.nonzero(mask)
+    inside = np.asarray(mask, bool).copy()
+    if len(rows) == 0:
+        return inside
+    points = np.column_stack([cols, rows]).astype(float)
+    try:
+        hull = Delaunay(points[ConvexHull(points).vertices])
+    except QhullError:                      # fewer than three pixels, or all on one line
+        inside[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
+        return inside
+    yy, xx = np.indices(mask.shape)
+    return inside | (hull.find_simplex(np.column_stack([xx.ravel(), yy.ravel()])) >= 0).reshape(mask.shape)
+
+
+def render_input(radio: np.ndarray, kind: str = "D1", *, infrared: np.ndarray | None = None,
+                 outside_fill=None) -> np.ndarray:
+    """One field [H, W] (any units) -> the detector's input [C, H, W] float32.
+
+    ``infrared``: the W1 image on the radio's grid (D3, D4). ``outside_fill``: D4's value per channel
+    outside the contours' hull (the training set's mean of D3).
+    """
+    if kind not in INPUTS:
+        raise ValueError(f"unknown detector input {kind!r}; available: {', '.join(INPUTS)}")
+    if not needs_infrared(kind):
+        return _log_min_max(radio)[None]
+    if infrared is None:
+        raise InputError(f"this detector reads {kind} (radio contours over a WISE W1 image): give a W1 image "
+                         "of the same field too")
+    if np.shape(infrared) != np.shape(radio):
+        raise InputError(f"the W1 image is {np.shape(infrared)} pixels but the radio field is {np.shape(radio)}")
+    stacked = np.stack([_log_min_max(infrared), contour_lines(radio)])
+    if kind == "D4":
+        if outside_fill is None or len(outside_fill) != len(stacked):
+            raise ValueError(f"D4 needs the training set's D3 mean per channel ({len(stacked)} values)")
+        lowest = np.nan_to_num(np.asarray(radio, float), nan=-np.inf) >= CONTOUR_SIGMA * background_rms(radio)
+        if lowest.any():
+            outside = ~convex_hull_mask(lowest)
+            stacked[:, outside] = np.asarray(outside_fill, np.float32)[:, None]
+    return stacked
 
 
 class _PyramidBackbone(nn.Module):
@@ -117,13 +183,18 @@ def build_detector(config: DetectorConfig) -> FasterRCNN:
 
 
 @torch.no_grad()
-def detect(model: FasterRCNN, config: DetectorConfig, fields: list[np.ndarray], *, device="cpu",
+def detect(model: FasterRCNN, config: DetectorConfig, fields: list[np.ndarray], *, infrared=None, device="cpu",
            batch_size: int = 8) -> list[pd.DataFrame]:
-    """Detections per field: x0, y0, x1, y1 (field pixels), det_class, det_prob; best first."""
+    """Detections per field: x0, y0, x1, y1 (field pixels), det_class, det_prob; best first.
+
+    ``infrared``: the W1 image of each field, for detectors that read D3 or D4.
+    """
     model.eval().to(device)
+    infrared = [None] * len(fields) if infrared is None else infrared
     out = []
     for start in range(0, len(fields), batch_size):
-        images = [torch.from_numpy(render_input(f, config.input)).to(device) for f in fields[start:start + batch_size]]
+        images = [torch.from_numpy(render_input(f, config.input, infrared=w, outside_fill=config.outside_fill or None))
+                  .to(device) for f, w in zip(fields[start:start + batch_size], infrared[start:start + batch_size])]
         for found in model(images):
             boxes = found["boxes"].cpu().numpy() - 0.5          # torchvision's pixel edges -> pixel centres
             out.append(pd.DataFrame({
@@ -150,9 +221,9 @@ def sky_to_box(centre: SkyCoord, side: u.Quantity, wcs: WCS) -> np.ndarray:
 
 
 def detect_field(model: FasterRCNN, config: DetectorConfig, field: np.ndarray, wcs: WCS, *,
-                 apply_filter: bool = True, device="cpu") -> pd.DataFrame:
+                 infrared: np.ndarray | None = None, apply_filter: bool = True, device="cpu") -> pd.DataFrame:
     """Detections in one field on the detector's grid, with RA/Dec of each box centre and its side."""
-    found = detect(model, config, [field], device=device)[0]
+    found = detect(model, config, [field], infrared=None if infrared is None else [infrared], device=device)[0]
     if apply_filter:
         found = post_filter(found)
     centre, side = box_to_sky(found[["x0", "y0", "x1", "y1"]].to_numpy(float).reshape(-1, 4), wcs)
