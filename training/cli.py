@@ -152,6 +152,16 @@ def _detection_eval(p: ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="write results.json and results.md here")
 
 
+def _detect(p: ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, help="detector run folder (python -m training.detector)")
+    p.add_argument("--data", type=Path, required=True, help="FITS catalogue directory (catalog.csv + FITS with a WCS)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="write the detected sources here (a FITS catalogue directory for training.embed)")
+    p.add_argument("--bundle", type=Path, help="a bundle of the same catalogue: add det_class and det_prob to its map")
+    p.add_argument("--all-detections", action="store_true",
+                   help="keep every detection (default: paper 3's P >= 0.8 filter)")
+
+
 def _lens_study(p: ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lens_study.yaml",
                    help="the study's sizes and recipes (default configs/lens_study.yaml)")
@@ -162,7 +172,7 @@ def _lens_study(p: ArgumentParser) -> None:
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
          "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study,
          "radio_fields": _radio_fields, "detector": _detector,
-         "detection_eval": _detection_eval}
+         "detection_eval": _detection_eval, "detect": _detect}
 
 
 def parser(tool: str) -> ArgumentParser:

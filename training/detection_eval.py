@@ -22,10 +22,10 @@ from astropy.coordinates import SkyCoord
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, write_json
-from explorer.core.detector import (FIELD_PIXELS, FIELD_SCALE_ARCSEC, DetectorConfig, detect, needs_infrared,
-                                    post_filter)
+from explorer.core.detector import (FIELD_PIXELS, FIELD_SCALE_ARCSEC, DetectorConfig, detect, detection_at,
+                                    field_around, needs_infrared, post_filter)
 from explorer.core.errors import cli_entry
-from explorer.core.fitsio import cutout_with_wcs, read_image
+from explorer.core.fitsio import read_image
 from training.radio_fields import Fields, open_fields
 
 BOX = ["x0", "y0", "x1", "y1"]
@@ -117,26 +117,21 @@ def real_first_check(model, config: DetectorConfig, rgz_csv, *, progress: bool =
     rows = []
     for _, row in tqdm(table.iterrows(), total=len(table), desc="real FIRST check", unit="source", disable=not progress):
         data, wcs, _ = read_image(rgz_csv.parent / row["file"])
-        position = SkyCoord(row["ra"] * u.deg, row["dec"] * u.deg)
-        field, field_wcs = cutout_with_wcs(data, wcs, position, FIELD_PIXELS, FIELD_SCALE_ARCSEC)
-        found = post_filter(detect(model, config, [np.asarray(field)])[0])
-        if found.empty:
+        field, field_wcs = field_around(data, wcs, SkyCoord(row["ra"] * u.deg, row["dec"] * u.deg))
+        found = post_filter(detect(model, config, [field])[0])
+        best = detection_at(found, centre, centre)
+        if best is None:
             rows.append({"rgz_class": row["rgz_class"], "det_class": "none", "det_prob": 0.0, "holds_centre": False,
                          "box_arcsec": np.nan, "rgz_extent_arcsec": row["rgz_angular_extent_arcsec"],
                          "components_inside": 0.0})
             continue
-        holds = (found["x0"] <= centre) & (found["x1"] >= centre) & (found["y0"] <= centre) & (found["y1"] >= centre)
-        if holds.any():
-            best = found[holds].iloc[0]
-        else:
-            distance = np.hypot((found["x0"] + found["x1"]) / 2 - centre, (found["y0"] + found["y1"]) / 2 - centre)
-            best = found.iloc[int(np.argmin(distance))]
         ras = [float(v) for v in str(row["rgz_component_ra"]).split(";")]
         decs = [float(v) for v in str(row["rgz_component_dec"]).split(";")]
         x, y = field_wcs.world_to_pixel(SkyCoord(ras * u.deg, decs * u.deg))
         inside = (x >= best["x0"]) & (x <= best["x1"]) & (y >= best["y0"]) & (y <= best["y1"])
+        holds = best["x0"] <= centre <= best["x1"] and best["y0"] <= centre <= best["y1"]
         rows.append({"rgz_class": row["rgz_class"], "det_class": best["det_class"], "det_prob": best["det_prob"],
-                     "holds_centre": bool(holds.any()),
+                     "holds_centre": bool(holds),
                      "box_arcsec": float(best["x1"] - best["x0"]) * FIELD_SCALE_ARCSEC,
                      "rgz_extent_arcsec": row["rgz_angular_extent_arcsec"],
                      "components_inside": float(np.mean(inside))})

@@ -39,6 +39,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 
 from explorer.core.backbones import build_backbone
 from explorer.core.errors import InputError
+from explorer.core.fitsio import cutout_with_wcs
 from explorer.core.islands import CLASSES, background_rms
 
 FIELD_PIXELS = 132               # a Radio Galaxy Zoo subject: 3' of FIRST at 1.375"/px
@@ -229,6 +230,23 @@ def detect_field(model: FasterRCNN, config: DetectorConfig, field: np.ndarray, w
     centre, side = box_to_sky(found[["x0", "y0", "x1", "y1"]].to_numpy(float).reshape(-1, 4), wcs)
     return found.assign(ra=np.round(centre.icrs.ra.deg, 6), dec=np.round(centre.icrs.dec.deg, 6),
                         side_arcsec=np.round(side.to_value(u.arcsec), 2))
+
+
+def field_around(image: np.ndarray, wcs: WCS, position: SkyCoord) -> tuple[np.ndarray, WCS]:
+    """The detector's field (132 px at 1.375″) centred on ``position``, resampled from any image with a WCS."""
+    field, field_wcs = cutout_with_wcs(image, wcs, position, FIELD_PIXELS, FIELD_SCALE_ARCSEC)
+    return np.asarray(field, np.float32), field_wcs
+
+
+def detection_at(detections: pd.DataFrame, x: float, y: float) -> pd.Series | None:
+    """The detection of the source at pixel (x, y): the most probable box holding it, else the nearest box."""
+    if detections.empty:
+        return None
+    holds = ((detections["x0"] <= x) & (detections["x1"] >= x) & (detections["y0"] <= y) & (detections["y1"] >= y))
+    if holds.any():
+        return detections[holds].sort_values("det_prob", ascending=False, kind="stable").iloc[0]
+    distance = np.hypot((detections["x0"] + detections["x1"]) / 2 - x, (detections["y0"] + detections["y1"]) / 2 - y)
+    return detections.iloc[int(np.argmin(distance))]
 
 
 def post_filter(detections: pd.DataFrame, cut: float = PROBABILITY_CUT) -> pd.DataFrame:

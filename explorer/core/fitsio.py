@@ -363,6 +363,18 @@ def load_fits_catalogue(directory: str | Path, *, pixels: int = FIRST.pixels,
     return stack, catalog, column_metadata(catalog, directory), skipped
 
 
+def catalogue_files(directory: str | Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The rows of a FITS catalogue directory that have a position, without reading an image: ``id`` (as
+    :func:`load_fits_catalogue` and so a bundle name it), ra, dec and ``path`` (its first image file);
+    and the rows skipped, as (file, reason)."""
+    directory = Path(directory).expanduser()
+    table = read_catalog_csv(directory)
+    files, _ = file_columns(table)
+    catalog, _, skipped = _with_positions(table, files)
+    paths = [_resolve(directory, catalog.at[i, files[0]]) for i in catalog.index]
+    return _tidy(catalog, files)[["id", "ra", "dec"]].assign(path=paths), skipped
+
+
 def read_catalog_csv(directory: Path) -> pd.DataFrame:
     if not directory.is_dir():
         raise InputError(f"FITS catalogue folder not found: {directory}")
