@@ -55,7 +55,7 @@ elif focus:
             st.caption(f"Showing the first {views.SELECTION_GALLERY_CAP} of {len(rows):,}; the CSV has all of them. "
                        "Click a thumbnail to search from it.")
         ui.gallery(loaded, views.selection_gallery(bundle, rows, display=context.display), key="explore.selection.gallery")
-        ui.export_buttons(bundle, lambda: views.source_table(bundle, rows), "selection", key="explore.selection")
+        ui.export_buttons(bundle.manifest.columns, lambda: views.source_table(bundle, rows), "selection", key="explore.selection")
         ui.example_buttons(loaded, rows[:ui.MAX_EXAMPLES], key="explore.selection")
         ui.save_selection_form(context, rows)
         ui.selection_summary(context, rows)

@@ -137,7 +137,7 @@ with result_column:
                                                result.neighbours, context.display),
                key="search.gallery", switch_to_explore=True)
     table = query.result_table(bundle, result)
-    ui.export_buttons(bundle, lambda: table, "similar_sources", key="search.results")
+    ui.export_buttons(bundle.manifest.columns, lambda: table, "similar_sources", key="search.results")
     link = st.column_config.LinkColumn
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={name: link(title, display_text=title) for name, title in LINK_TITLES.items()})

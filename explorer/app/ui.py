@@ -604,18 +604,18 @@ def neighbour_panel(context: Context, row: int, k: int, dedup_arcsec: float | No
     st.caption(f"Cosine similarity in the full {loaded.bundle.dim}-d embedding space{note}. "
                "Click a thumbnail to make it the query.")
     gallery(loaded, result.gallery, key=f"{key}.gallery")
-    export_buttons(loaded.bundle, lambda: result.table, f"neighbours_{source_id}", key=key)
+    export_buttons(loaded.bundle.manifest.columns, lambda: result.table, f"neighbours_{source_id}", key=key)
     with st.expander("Neighbour table"):
         st.dataframe(result.table, hide_index=True, width="stretch")
     return result
 
 
-def export_buttons(bundle: Bundle, make_table, name: str, *, key: str) -> None:
+def export_buttons(columns: dict, make_table, name: str, *, key: str) -> None:
     """CSV and VOTable downloads, and a SAMP broadcast to TOPCAT/Aladin, side by side.
 
+    ``columns``: unit and description of each column (e.g. a bundle's ``manifest.columns``).
     ``make_table()`` builds the table only when a button is used, so a million-source selection costs nothing until then.
     """
-    columns = bundle.manifest.columns
     csv_column, votable_column, samp_column = st.columns(3)
     csv_column.download_button("CSV", lambda: to_csv_bytes(make_table()), file_name=f"{name}.csv", mime="text/csv",
                                key=f"{key}.csv", icon=":material/download:", width="stretch")

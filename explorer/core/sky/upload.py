@@ -27,15 +27,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 def read_uploaded_fits(data: bytes, name: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
                        expected_pixel_scale_arcsec: float, resample: bool = False,
                        pixels: int | None = None) -> tuple[np.ndarray, WCS]:
-    """(image float32 [H, W] or [C, H, W], celestial WCS) of an uploaded FITS file."""
+    """(image float32 [H, W] or [C, H, W], celestial WCS) of an uploaded FITS file, at the expected scale."""
     name = name or "upload"
-    if not data:
-        raise InputError(f"{name} is empty")
-    if len(data) > max_bytes:
-        raise InputError(f"{name} is {_mb(len(data))}; the upload limit is {_mb(max_bytes)}")
-    if data[:2] == GZIP_MAGIC:
-        data = _gunzip(data, name, max_bytes)
-    image, wcs, _ = read_image(data, name=name)
+    image, wcs = read_uploaded_image(data, name, max_bytes=max_bytes)
     scale = float(np.mean(wcs_pixel_scale_arcsec(wcs)))
     mismatch = abs(scale / expected_pixel_scale_arcsec - 1)
     if not resample:
@@ -55,6 +49,19 @@ def read_uploaded_fits(data: bytes, name: str, *, max_bytes: int = DEFAULT_MAX_B
                          "upload a smaller field around the source")
     centre = wcs.pixel_to_world((width - 1) / 2, (height - 1) / 2)
     return cutout_with_wcs(image, wcs, centre, pixels, expected_pixel_scale_arcsec)
+
+
+def read_uploaded_image(data: bytes, name: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[np.ndarray, WCS]:
+    """(image, celestial WCS) of an uploaded FITS file as it is: within the size limit, gzip or not."""
+    name = name or "upload"
+    if not data:
+        raise InputError(f"{name} is empty")
+    if len(data) > max_bytes:
+        raise InputError(f"{name} is {_mb(len(data))}; the upload limit is {_mb(max_bytes)}")
+    if data[:2] == GZIP_MAGIC:
+        data = _gunzip(data, name, max_bytes)
+    image, wcs, _ = read_image(data, name=name)
+    return image, wcs
 
 
 def _gunzip(data: bytes, name: str, max_bytes: int) -> bytes:
