@@ -227,3 +227,13 @@ def test_detector_clis_answer_bad_input_in_one_line(tmp_path, argv, message):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_results_table_sits_beside_the_papers_column_for_its_input():
+    sim = {"test_fields": 2, "test_sources": 3, "ap": {c: 0.5 for c in DetectorConfig().classes}, "map": 0.5,
+           "ap_3class": {"1C": 0.5, "2C": 0.5, "3C": 0.5}, "map_3class": 0.5, "width_correlation": {},
+           "seconds_per_field": 0.1, "map_several_sources": 0.25, "fields_several_sources": 1}
+    d3 = detection_eval.markdown({"simulated": sim, "input": "D3"})
+    assert "radio contours over W1" in d3 and "| 1C_1P | 0.500 | 0.849 |" in d3 and "| mAP | 0.500 | 0.826 |" in d3
+    assert "Fields with several sources (1): mAP 0.250" in d3
+    assert "| 3C_3P | 0.500 | 0.927 |" in detection_eval.markdown({"simulated": sim, "input": "D4"})
