@@ -10,7 +10,7 @@ from explorer.app import detections, query, ui, views
 from explorer.app.images import GalleryItem, to_rgb
 from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, PROBABILITY_CUT, detect_field, needs_infrared
 from explorer.core.errors import InputError
-from explorer.core.fitsio import catalogue_files
+from explorer.core.config import home
 from explorer.core.sky.coords import EXAMPLES, FRAMES
 from explorer.core.sky.cutouts import provider_for
 from explorer.core.sky.names import position_of
@@ -65,26 +65,32 @@ try:
         field = detections.field_from_image(image, wcs, uploaded.name, w1)
     else:
         surveys = query.survey_choices(bundle)
-        local = {label: s for label, s in surveys.items() if s.startswith("local:")}
         if mode == "Local collection":
-            if not local:
-                st.info(f"{bundle.name} was not built from a local FITS folder; upload an image or give a position.",
-                        icon=":material/folder_off:")
+            collections = detections.local_collections(bundle)
+            if not collections:
+                st.info(f"No local FITS folder: {bundle.name} was not built from one, and "
+                        f"{home() / 'collections'} holds none. Put a folder of images with a WCS (a mosaic, survey "
+                        "tiles) there, or upload an image or give a position.", icon=":material/folder_off:")
                 st.stop()
-            survey = next(iter(local.values()))
-            rows = catalogue_files(survey.removeprefix("local:"))[0]
-            chosen = st.selectbox(f"Source of {Path(survey).name} at the field's centre", range(len(rows)),
-                                  format_func=lambda r: str(rows["id"].iat[r]), key="detect.local_source")
-            position = SkyCoord(rows["ra"].iat[chosen] * u.deg, rows["dec"].iat[chosen] * u.deg)
-            label = str(rows["id"].iat[chosen])
-        else:
+            names = list(collections)
+            survey = collections[st.selectbox("Local FITS folder", names,
+                                              key=ui.remember("detect.collection", names[0], names))]
+            rows = detections.catalogue_sources(survey.removeprefix("local:"))
+            if rows is not None:
+                chosen = st.selectbox("Source at the field's centre", range(len(rows)),
+                                      format_func=lambda r: str(rows["id"].iat[r]), key="detect.local_source")
+                position = SkyCoord(rows["ra"].iat[chosen] * u.deg, rows["dec"].iat[chosen] * u.deg)
+                label = str(rows["id"].iat[chosen])
+        if mode == "Name or coordinates" or (mode == "Local collection" and rows is None):
             text_column, frame_column = st.columns([3, 1])
             text = text_column.text_input("Object name or sky position at the field's centre",
                                           key=ui.remember("detect.position", ""),
                                           placeholder="3C 273, " + EXAMPLES.replace("'", ""))
             frame = frame_column.selectbox("Frame", list(FRAMES), key=ui.remember("detect.frame", next(iter(FRAMES)), FRAMES))
-            labels = list(surveys)
-            survey = surveys[st.selectbox("Radio image from", labels, key=ui.remember("detect.survey", labels[0], labels))]
+            if mode == "Name or coordinates":
+                labels = list(surveys)
+                survey = surveys[st.selectbox("Radio image from", labels,
+                                              key=ui.remember("detect.survey", labels[0], labels))]
             if not text.strip():
                 st.info(f"Enter an object name or coordinates, e.g. {EXAMPLES}.", icon=":material/info:")
                 st.stop()

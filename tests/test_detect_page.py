@@ -199,3 +199,23 @@ def test_sending_detections_over_samp_without_a_hub_says_so(page_env, monkeypatc
     assert not app.exception
     assert app.error[0].value == "no SAMP hub is running; start TOPCAT or Aladin"
     assert app.get("plotly_chart")                                   # the detections stay on screen
+
+
+def test_a_field_from_a_folder_of_images_in_the_collections_is_found_by_position(page_env, tmp_path):
+    import shutil
+
+    from tests.sky_fixtures import mirabest_catalog
+
+    row = mirabest_catalog().iloc[7]
+    mosaic = tmp_path / "home" / "collections" / "first-tiles"         # a plain folder of images, no catalog.csv
+    mosaic.mkdir(parents=True)
+    shutil.copy(MIRABEST / row["file"], mosaic / Path(row["file"]).name)
+    app = AppTest.from_file(APP, default_timeout=120).run()
+    app.switch_page(ui.DETECT_PAGE)
+    app.run()
+    app.button_group(key="detect.mode").set_value("Local collection").run()
+    assert app.selectbox(key="detect.collection").value == "first-tiles (collections)"
+    next(w for w in app.main.text_input if w.key == "detect.position").input(f"{row.ra} {row.dec}")
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert within_field(app.dataframe[0].value, SkyCoord(row.ra * u.deg, row.dec * u.deg))

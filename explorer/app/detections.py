@@ -22,7 +22,7 @@ from explorer.app import query
 from explorer.core.config import REPO_ROOT, home
 from explorer.core.detector import FIELD_PIXELS, FIELD_SCALE_ARCSEC, field_around, render_input
 from explorer.core.errors import InputError
-from explorer.core.fitsio import cutout_with_wcs
+from explorer.core.fitsio import catalogue_files, cutout_with_wcs
 
 CHECKPOINT = "checkpoint.pt"
 MARKER = "detector.json"          # written by training.detector beside its checkpoint
@@ -56,6 +56,23 @@ def detector_runs() -> list[Path]:
         if folder.is_dir():
             found += sorted(p.parent for p in folder.glob(f"*/{MARKER}") if (p.parent / CHECKPOINT).is_file())
     return found
+
+
+def local_collections(bundle) -> dict[str, str]:
+    """Local FITS folders a field can come from (label -> ``local:<folder>``): the bundle's own FITS folder,
+    then each folder in ``$EXPLORER_HOME/collections`` (a mosaic, a survey's tiles, any images with a WCS)."""
+    found = {label: survey for label, survey in query.survey_choices(bundle).items() if survey.startswith("local:")}
+    folder = home() / "collections"
+    if folder.is_dir():
+        found |= {f"{p.name} ({folder.name})": f"local:{p}" for p in sorted(folder.iterdir()) if p.is_dir()}
+    return found
+
+
+def catalogue_sources(folder: str | Path) -> pd.DataFrame | None:
+    """id, ra, dec of the sources of a folder with a catalog.csv; None for a plain folder of images."""
+    if not (Path(folder) / "catalog.csv").is_file():
+        return None
+    return catalogue_files(folder)[0]
 
 
 def _single_plane(image: np.ndarray, what: str) -> np.ndarray:
