@@ -168,3 +168,26 @@ def test_w1_images_go_to_the_w1_extension_and_come_back(tmp_path):
         assert hdus["W1"].header["BUNIT"] == "DN" and hdus["W1"].header["MAGZP"] == 20.5
         assert hdus["W1"].header["CRVAL1"] == hdus[0].header["CRVAL1"] == pytest.approx(again.catalog["ra"][0])
     assert again.in_scope().infrared.shape[0] == int(again.catalog["in_scope"].sum())
+
+
+def test_the_paper_mix_draws_fields_towards_paper_3s_class_counts(fields):
+    target = pd.Series(radio_fields.PAPER_TRAIN_MIX) / sum(radio_fields.PAPER_TRAIN_MIX.values())
+
+    def distance(f):
+        share = f.sources["det_class"].value_counts(normalize=True).reindex(target.index, fill_value=0)
+        return float((share - target).abs().sum())
+
+    mixed = radio_fields.paper_mix(fields, 12, seed=0)
+    assert len(mixed.catalog) == 12 and mixed.catalog["in_scope"].all()
+    assert distance(mixed) < distance(fields.in_scope())
+    assert list(mixed.catalog["id"]) == list(radio_fields.paper_mix(fields, 12, seed=0).catalog["id"])
+    rows = [list(fields.catalog["id"]).index(i) for i in mixed.catalog["id"]]
+    np.testing.assert_array_equal(mixed.images, fields.images[rows])
+    np.testing.assert_array_equal(mixed.infrared, fields.infrared[rows])
+
+
+def test_an_unknown_class_mix_is_one_clear_message(tmp_path):
+    from explorer.core.errors import InputError
+
+    with pytest.raises(InputError, match="class mix must be one of simulated, paper"):
+        radio_fields.simulate_fields_to_directory(tmp_path / "f", n=2, seed=0, mix="balanced")

@@ -132,6 +132,8 @@ def _lenses(p: ArgumentParser) -> None:
 def _radio_fields(p: ArgumentParser) -> None:
     p.add_argument("--n", type=positive_int, default=500, help="number of 3-arcmin fields (default 500)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--mix", default="simulated", choices=("simulated", "paper"),
+                   help="class mix: the simulator's own, or drawn towards paper 3's Table 3 from 4x as many fields")
     p.add_argument("--out", required=True, help="write a field catalogue directory here")
 
 

@@ -42,7 +42,12 @@ from training.data import parse_sim_spec
 FIELD_VERSION = 2                                   # 2: a W1 image in every field
 SOURCES_PER_FIELD = {1: 0.75, 2: 0.18, 3: 0.07}     # most RGZ subjects hold one radio source
 MAX_EXTENT_FRACTION = 0.8                           # a source's box fits in the field with room to spare
-FIELD_SIMULATIONS = {"fields": {"n": 500, "seed": 0}}
+FIELD_SIMULATIONS = {"fields": {"n": 500, "seed": 0, "mix": "simulated"}}
+# Paper 3's training sources per class (Table 3). mix=paper draws fields towards it from a larger pool:
+# the simulator's own mix is ~70 % 1C_1P with 1-4 % of 1C_3P and 2C_3P, where RGZ has ~10 % of each.
+PAPER_TRAIN_MIX = {"1C_1P": 3518, "1C_2P": 810, "1C_3P": 728, "2C_2P": 647, "2C_3P": 609, "3C_3P": 666}
+MIXES = ("simulated", "paper")
+POOL_FACTOR = 4
 CHUNK = 64                                          # fields per noise stream; fixed, so bytes never depend on it
 
 SOURCE_COLUMNS = {
@@ -202,8 +207,8 @@ def _label_sources(field: np.ndarray, alone: np.ndarray, wcs: WCS) -> list[dict]
 
 
 # ----------------------------------------------------------------------------- catalogue directory
-def _provenance(n: int, seed: int) -> dict:
-    return {"generator": "training.radio_fields", "version": FIELD_VERSION, "n": int(n), "seed": int(seed)}
+def _provenance(n: int, seed: int, mix: str) -> dict:
+    return {"generator": "training.radio_fields", "version": FIELD_VERSION, "n": int(n), "seed": int(seed), "mix": mix}
 
 
 def fields_header():
@@ -212,17 +217,49 @@ def fields_header():
     return header
 
 
-def simulate_fields_to_directory(out_dir, n: int = 500, seed: int = 0, *, progress: bool = True) -> Path:
-    """Simulate fields into a FITS catalogue directory; a complete one with the same n and seed is kept."""
+def paper_mix(pool: "Fields", n: int, seed: int) -> "Fields":
+    """``n`` in-scope fields of ``pool`` whose sources' classes follow paper 3's training mix as closely as the
+    pool allows: the rarest class's fields are taken first, each class up to its share, never overfilling
+    another's; what is left is filled at random."""
+    scope = pool.in_scope()
+    classes = scope.sources.groupby("field")["det_class"].apply(list).reindex(scope.catalog["id"]).tolist()
+    expected = n * len(scope.sources) / max(len(scope.catalog), 1)
+    quota = {c: w / sum(PAPER_TRAIN_MIX.values()) * expected for c, w in PAPER_TRAIN_MIX.items()}
+    order = np.random.default_rng([seed, 53]).permutation(len(classes))
+    counts, taken = dict.fromkeys(quota, 0), []
+    in_pool = scope.sources["det_class"].value_counts()
+    for c in sorted(quota, key=lambda c: in_pool.get(c, 0)):
+        for i in order:
+            if counts[c] >= quota[c] or len(taken) >= n:
+                break
+            if i not in taken and c in classes[i] and all(counts[d] < quota[d] for d in classes[i]):
+                taken.append(i)
+                for d in classes[i]:
+                    counts[d] += 1
+    taken += [i for i in order if i not in set(taken)][:n - len(taken)]
+    keep = np.zeros(len(classes), bool)
+    keep[taken] = True
+    return scope.subset(keep)
+
+
+def simulate_fields_to_directory(out_dir, n: int = 500, seed: int = 0, mix: str = "simulated", *,
+                                 progress: bool = True) -> Path:
+    """Simulate fields into a FITS catalogue directory; a complete one with the same n, seed and mix is kept.
+
+    ``mix="paper"``: ``n`` fields drawn by :func:`paper_mix` from ``POOL_FACTOR * n`` simulated ones.
+    """
+    if mix not in MIXES:
+        raise InputError(f"the class mix must be one of {', '.join(MIXES)}, got {mix!r}")
     out_dir = Path(out_dir)
-    wanted = _provenance(n, seed)
+    wanted = _provenance(n, seed, mix)
     try:
         if json.loads((out_dir / "provenance.json").read_text()) == wanted:
             return out_dir
     except (OSError, ValueError):
         pass
     check_output_folder(out_dir, "simulated field catalogue", lambda p: (p / "provenance.json").exists(), overwrite=True)
-    fields = simulate_fields(n, seed, progress=progress)
+    fields = (simulate_fields(n, seed, progress=progress) if mix == "simulated"
+              else paper_mix(simulate_fields(POOL_FACTOR * n, seed, progress=progress), n, seed))
     return simulate.write_fits_catalogue(out_dir, fields.images, fields.catalog,
                                          columns={**FIELD_COLUMNS, **SOURCE_COLUMNS}, header=fields_header(),
                                          extensions={"W1": (fields.infrared, infrared.w1_header())},
@@ -248,7 +285,10 @@ class Fields:
 
     def in_scope(self) -> "Fields":
         """The fields whose every source is one of the six classes (paper 3 kept only those)."""
-        keep = self.catalog["in_scope"].astype(bool).to_numpy()
+        return self.subset(self.catalog["in_scope"].astype(bool).to_numpy())
+
+    def subset(self, keep: np.ndarray) -> "Fields":
+        """The fields where ``keep`` (a boolean mask) is true, in their order."""
         catalog = self.catalog[keep].reset_index(drop=True)
         return Fields(self.images[keep], catalog, self.sources[self.sources["field"].isin(catalog["id"])],
                       None if self.infrared is None else self.infrared[keep])
@@ -258,11 +298,12 @@ class Fields:
 
 
 def open_fields(spec: str, *, progress: bool = True) -> Fields:
-    """``sim:fields?n=500&seed=0`` (simulated once into the cache) or a field catalogue directory."""
+    """``sim:fields?n=500&seed=0[&mix=paper]`` (simulated once into the cache) or a field catalogue directory."""
     if spec.startswith("sim:"):
         sim = parse_sim_spec(spec, FIELD_SIMULATIONS)
-        folder = simulate_fields_to_directory(cache_dir() / "fields" / f"n{sim['n']}-seed{sim['seed']}",
-                                              sim["n"], sim["seed"], progress=progress)
+        mixed = "" if sim["mix"] == "simulated" else f"-mix{sim['mix']}"
+        folder = simulate_fields_to_directory(cache_dir() / "fields" / f"n{sim['n']}-seed{sim['seed']}{mixed}",
+                                              sim["n"], sim["seed"], sim["mix"], progress=progress)
     else:
         folder = Path(spec)
         if not (folder / "catalog.csv").is_file():
@@ -284,7 +325,7 @@ def main(argv=None) -> int:
     from training import cli
 
     args = cli.parser("radio_fields").parse_args(argv)
-    out = simulate_fields_to_directory(args.out, args.n, args.seed)
+    out = simulate_fields_to_directory(args.out, args.n, args.seed, args.mix)
     sources = read_sources(out)
     print(sources["det_class"].value_counts().to_string())
     print(f"wrote {args.n} fields, {len(sources)} sources: {out}")
