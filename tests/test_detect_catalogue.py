@@ -26,7 +26,8 @@ def detector_run(tmp_path_factory):
     return run
 
 
-def test_detect_writes_a_catalogue_of_detections_and_colours_the_bundle_by_class_and_resumes(tmp_path, detector_run):
+def test_detect_writes_a_catalogue_of_detections_and_colours_the_bundle_by_class_and_resumes(tmp_path, detector_run,
+                                                                                             monkeypatch):
     mirabest_catalog()
     bundle = build_mirabest_bundle(tmp_path / "mb", every=60)           # 21 real FIRST images
     catalogue = tmp_path / ".mb-catalogue"
@@ -65,6 +66,21 @@ def test_detect_writes_a_catalogue_of_detections_and_colours_the_bundle_by_class
     assert by_id.loc[ids[0], "det_class"] == "3C_3P" and by_id.loc[ids[0], "det_prob"] == pytest.approx(0.999)
     own = table[table["field"].astype(str) == ids[1]]
     assert by_id.loc[ids[1], "det_class"] in set(own["det_class"])
+
+    # The Explore page colours the map by the detected class.
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app_helpers import map_data
+
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(Path(bundle).parent))
+    monkeypatch.setenv("EXPLORER_HOME", str(tmp_path / "home"))
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120).run()
+    next(s for s in app.sidebar.selectbox if s.label == "Colour by").set_value("det_class").run()
+    assert not app.exception
+    legend = {(i["label"], i["count"]) for i in map_data(app)["legend"]["items"]}
+    assert legend == set(colored.catalog["det_class"].value_counts().items())
 
 
 @pytest.mark.parametrize("argv, message", [
