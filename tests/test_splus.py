@@ -1,0 +1,69 @@
+"""The 12-band S-PLUS-like sky (paper 2): class mix, zero points per band and field, sep's AUTO magnitudes."""
+import numpy as np
+import pytest
+
+from training import splus
+from training.bandpasses import BANDS
+
+
+@pytest.fixture(scope="module")
+def noiseless(request):
+    """30 sources over 6 fields (5 each), so seeing and zero points vary."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(splus, "FIELD_SIZE", 5)
+    sky = splus.simulate_sky(30, seed=2, noise=False, progress=False)
+    patch.undo()
+    return sky
+
+
+def test_the_class_mix_is_paper_2s():
+    table = splus.draw_sources(3000, np.random.default_rng(0))
+    share = table["class"].value_counts(normalize=True)
+    for cls, expected in splus.CLASS_MIX.items():
+        assert share[cls] == pytest.approx(expected, abs=0.03)
+    assert table["r_true"].between(*splus.R_RANGE).all()
+    assert (table.loc[table["class"] == "star", "z"] == 0).all()
+    assert table.loc[table["class"] == "quasar", "z"].between(*splus.QUASAR_Z).all()
+    # Fainter galaxies lie further away.
+    galaxies = table[table["class"] == "galaxy"]
+    assert galaxies["z"].corr(galaxies["r_true"]) > 0.3
+
+
+def test_zero_points_vary_per_band_and_per_field_and_set_the_adu(noiseless):
+    catalog, images = noiseless.catalog, noiseless.images
+    zps = catalog.groupby("field")[[f"zp_{b}" for b in BANDS]].first()
+    assert len(zps) == 6 and (zps.std() > 0.03).all()                      # per field
+    assert zps.iloc[0].std() > 0.5                                        # per band
+    for i in range(5):                                                    # m = zp - 2.5 log10(ADU), all flux drawn
+        true = catalog.loc[i, [f"mag_true_{b}" for b in BANDS]].to_numpy(float)
+        zp = catalog.loc[i, [f"zp_{b}" for b in BANDS]].to_numpy(float)
+        expected = 10 ** (-0.4 * (true - zp))
+        np.testing.assert_allclose(images[i].sum(axis=(1, 2)), expected, rtol=0.03 if catalog["class"][i] == "galaxy" else 1e-3)  # wings beyond 35″
+
+
+def test_sep_auto_magnitudes_of_noiseless_point_sources_are_the_true_ones_within_0_05(noiseless):
+    catalog = noiseless.catalog
+    points = catalog[catalog["class"] != "galaxy"]
+    assert len(points) >= 10 and points["field"].nunique() >= 3
+    for band in BANDS:
+        assert (points[f"mag_{band}"] - points[f"mag_true_{band}"]).abs().max() < 0.05, band
+    # A point source's size is its Moffat PSF's 2 r_50: r_50 = α sqrt(2^(1/(β-1)) - 1), FWHM = 2α sqrt(2^(1/β) - 1).
+    beta = splus.MOFFAT_BETA
+    ratio = np.sqrt(2 ** (1 / (beta - 1)) - 1) / np.sqrt(2 ** (1 / beta) - 1)
+    # The 0.55″ pixels widen it a little more: a few % at 1.6″ seeing, 10 % at 1.1″.
+    excess = points["fwhm_arcsec"] / (ratio * points["fwhm_r"]) - 1
+    assert excess.between(0.0, 0.12).all() and excess.corr(points["fwhm_r"]) < 0
+    galaxies = catalog[catalog["class"] == "galaxy"]
+    assert galaxies["fwhm_arcsec"].median() > points["fwhm_arcsec"].median()
+
+
+def test_the_sky_noise_is_each_bands_depth():
+    sky = splus.simulate_sky(3, seed=3, noise=True, progress=False)
+    row = sky.catalog.iloc[0]
+    for b, band in enumerate(BANDS):
+        corner = sky.images[0, b, :12, :12]                              # far from the source
+        expected = splus.noise_adu(splus.DEPTHS_5SIGMA[band], row[f"zp_{band}"], row[f"fwhm_{band}"])
+        assert corner.std() == pytest.approx(expected, rel=0.25), band
+    assert np.isfinite(sky.catalog["mag_r"]).all() and (sky.catalog["mag_err_r"] > 0).all()
+    with pytest.raises(Exception, match="at least 1"):
+        splus.simulate_sky(0)
