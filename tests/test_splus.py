@@ -67,3 +67,30 @@ def test_the_sky_noise_is_each_bands_depth():
     assert np.isfinite(sky.catalog["mag_r"]).all() and (sky.catalog["mag_err_r"] > 0).all()
     with pytest.raises(Exception, match="at least 1"):
         splus.simulate_sky(0)
+
+
+def test_calibration_removes_each_fields_zero_point(noiseless):
+    """Eq. 3.2 by hand: a source of magnitude m sums to 10^(5 - 0.4 m) / ps² whatever its field's zero point."""
+    catalog = noiseless.catalog
+    points = catalog.index[catalog["class"] != "galaxy"][:6]
+    zps = catalog.loc[points, [f"zp_{b}" for b in BANDS]].to_numpy(float)
+    assert np.ptp(zps[:, BANDS.index("r")]) > 0.05                         # different fields, different zero points
+    calibrated = splus.calibrate(noiseless.images[points], zps)
+    true = catalog.loc[points, [f"mag_true_{b}" for b in BANDS]].to_numpy(float)
+    np.testing.assert_allclose(calibrated.sum(axis=(2, 3)) * splus.PIXEL_SCALE_ARCSEC ** 2, 10 ** (5 - 0.4 * true),
+                               rtol=1e-3)
+    # The same by hand for one band: r = 17 at zp 23.5 is 10^(0.4 * 6.5) ADU; calibrated, 10^(5 - 6.8) / 0.55².
+    assert splus.calibrate(np.full((1, 12, 1, 1), 10 ** 2.6), np.full((1, 12), 23.5))[0, 7, 0, 0] == \
+        pytest.approx(10 ** -1.8 / 0.3025, rel=1e-6)
+
+
+def test_rgb_composites_sum_the_bands_into_their_channel_with_one_stretch():
+    stamp = np.zeros((2, 12, 4, 4), np.float32)
+    stamp[0, BANDS.index("u"), 1, 1] = 1e-2                                 # only the bluest band
+    stamp[1, BANDS.index("F660"), 2, 2] = 1.0                               # far past saturation, in R
+    rgb = splus.rgb_composite(stamp)
+    assert rgb.dtype == np.uint8 and rgb.shape == (2, 3, 4, 4)
+    assert rgb[0, 2, 1, 1] > 0 and rgb[0, :2].max() == 0                  # u lands in B only
+    assert rgb[1, 0, 2, 2] == 255 and rgb[1, 1:].max() == 0
+    # Fixed levels: twice the flux is brighter, never renormalised per stamp.
+    assert splus.rgb_composite(stamp * 2)[0, 2, 1, 1] > rgb[0, 2, 1, 1]

@@ -49,6 +49,10 @@ RADIUS_KPC = {"bulge": 2.5, "disc": 4.0}
 QUASAR_Z = (0.3, 3.0)
 STAR_T = (3200.0, 15000.0)
 KRON_FACTOR, KRON_MINIMUM = 2.5, 3.5     # SExtractor's PHOT_AUTOPARAMS defaults
+# RGB composites as S-PLUS's Trilogy images: every band summed into one of R, G, B (reddest to bluest).
+RGB_GROUPS = {"R": ("r", "F660", "i", "F861", "z"), "G": ("g", "F515"), "B": ("u", "F378", "F395", "F410", "F430")}
+RGB_SOFTENING = 1e-4       # calibrated units (Eq. 3.2) per pixel: ~3x the r-band sky rms
+RGB_SATURATION = 0.05      # the peak of an r ~ 14.5 star at 1.3" seeing
 
 
 @dataclass
@@ -189,6 +193,21 @@ def half_light_fwhm(plane: np.ndarray, x: float, y: float) -> float:
     half, _ = sep.flux_radius(np.ascontiguousarray(plane, dtype=np.float64), np.array([x]), np.array([y]),
                               np.array([STAMP_PIXELS / 2 - 1.0]), 0.5, subpix=5)
     return float(2 * half[0] * PIXEL_SCALE_ARCSEC)
+
+
+def calibrate(images: np.ndarray, zero_points: np.ndarray) -> np.ndarray:
+    """Paper 2's Eq. 3.2, x 10^(5 - 0.4 zp) / ps², per source and band (``zero_points`` [N, 12])."""
+    factor = 10 ** (5 - 0.4 * np.asarray(zero_points, np.float64)) / PIXEL_SCALE_ARCSEC ** 2
+    return (np.asarray(images, np.float64) * factor[..., None, None]).astype(np.float32)
+
+
+def rgb_composite(calibrated: np.ndarray) -> np.ndarray:
+    """Trilogy-like colour images uint8 [N, 3, H, W] of calibrated 12-band stamps [N, 12, H, W]: each group of
+    bands summed, then one asinh stretch with fixed levels for every source (so colours and brightness compare)."""
+    channels = [calibrated[:, [BANDS.index(b) for b in group]].sum(axis=1) for group in RGB_GROUPS.values()]
+    stacked = np.stack(channels, axis=1)
+    stretched = np.arcsinh(np.clip(stacked, 0, None) / RGB_SOFTENING) / np.arcsinh(RGB_SATURATION / RGB_SOFTENING)
+    return np.round(np.clip(stretched, 0, 1) * 255).astype(np.uint8)
 
 
 def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = True) -> Sky:
