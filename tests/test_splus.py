@@ -94,3 +94,24 @@ def test_rgb_composites_sum_the_bands_into_their_channel_with_one_stretch():
     assert rgb[1, 0, 2, 2] == 255 and rgb[1, 1:].max() == 0
     # Fixed levels: twice the flux is brighter, never renormalised per stamp.
     assert splus.rgb_composite(stamp * 2)[0, 2, 1, 1] > rgb[0, 2, 1, 1]
+
+
+def test_the_crop_is_32_px_or_three_fwhm_resized_to_32_when_larger():
+    from explorer.core.preprocess import centre_crop, fwhm_crop
+
+    y, x = np.mgrid[:64, :64]
+    blob = np.exp(-((x - 31.5) ** 2 + (y - 31.5) ** 2) / (2 * 6.0 ** 2)).astype(np.float32)
+    images = np.stack([blob, blob])[:, None]
+    scale = splus.PIXEL_SCALE_ARCSEC
+    small, large = 2.0, 16 * scale          # 3 x FWHM: 10.9 px (under 32: plain crop) and 48 px (resized)
+    out = fwhm_crop(images, [small, large], scale)
+    assert out.shape == (2, 1, 32, 32)
+    np.testing.assert_allclose(out[0], centre_crop(images[0], 32), atol=1e-6)
+
+    def sigma(image):                       # the blob's width from its second moment (it is centred)
+        yy, xx = np.mgrid[:32, :32] - 15.5
+        return np.sqrt(np.sum(image * xx ** 2) / np.sum(image))
+
+    assert sigma(out[1, 0]) == pytest.approx(6.0 * 32 / 48, rel=0.05)
+    # Never beyond the stamp: a huge FWHM takes the whole 64 px.
+    assert sigma(fwhm_crop(images[:1], [100.0], scale)[0, 0]) == pytest.approx(6.0 * 32 / 64, rel=0.1)

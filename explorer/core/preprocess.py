@@ -144,6 +144,23 @@ def crop_and_resize(images: torch.Tensor, boxes: torch.Tensor, out_pixels: int) 
     return roi_align(images, rois, output_size=out_pixels, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
 
 
+def fwhm_crop(images: np.ndarray, fwhm_arcsec, pixel_scale_arcsec: float, pixels: int = 32,
+              factor: float = 3.0) -> np.ndarray:
+    """Paper 2's crop, per source: the central ``pixels``, or the central ``factor`` x FWHM resized to ``pixels``
+    when that is larger (bounded by the image). float32 [N, C, pixels, pixels]."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(as_nchw(images), dtype=np.float32))
+    height, width = x.shape[-2:]
+    if pixels > min(height, width):
+        raise ValueError(f"cannot crop {pixels} px from a {height}x{width} image")
+    side = np.clip(factor * np.asarray(fwhm_arcsec, np.float64).reshape(-1) / pixel_scale_arcsec, pixels,
+                   min(height, width))
+    side = np.broadcast_to(side, (len(x),))
+    boxes = np.stack([width / 2 - side / 2, height / 2 - side / 2, width / 2 + side / 2, height / 2 + side / 2], axis=1)
+    return crop_and_resize(x, torch.from_numpy(boxes.astype(np.float32)), pixels).numpy()
+
+
 def encoder_input(preprocessed: np.ndarray | torch.Tensor, params: Preprocessing) -> torch.Tensor:
     """Centre crop the preprocessed images and resample them to ``input_pixels``."""
     import torch
