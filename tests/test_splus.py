@@ -115,3 +115,17 @@ def test_the_crop_is_32_px_or_three_fwhm_resized_to_32_when_larger():
     assert sigma(out[1, 0]) == pytest.approx(6.0 * 32 / 48, rel=0.05)
     # Never beyond the stamp: a huge FWHM takes the whole 64 px.
     assert sigma(fwhm_crop(images[:1], [100.0], scale)[0, 0]) == pytest.approx(6.0 * 32 / 64, rel=0.1)
+
+
+def test_the_12_band_sky_is_a_data_spec_with_every_column_described():
+    from explorer.core.errors import InputError
+    from training.data import load_data
+
+    data = load_data("sim:splus?n=4&seed=5", pixels=48, pixel_scale_arcsec=0.55, progress=False)
+    assert data.images.shape == (4, 12, 48, 48) and data.images.dtype == np.float32
+    assert list(data.catalog.columns[:3]) == ["id", "ra", "dec"] and data.catalog["id"].is_unique
+    assert data.catalog.attrs["bands"] == list(BANDS)
+    assert set(data.catalog.columns) <= set(data.columns)
+    assert data.catalog["ra"].between(0, 360).all() and data.catalog["dec"].abs().max() <= 1.25
+    with pytest.raises(InputError, match="0.55"):
+        load_data("sim:splus?n=4&seed=5", pixels=48, pixel_scale_arcsec=1.8, progress=False)

@@ -3,7 +3,8 @@
 ``<DATA>`` is either a FITS catalogue directory (``catalog.csv`` + FITS images, the
 layout of ``../shared/data/mirabest``) or a simulation spec (``sim:radio?n=5000&seed=0``, the FIRST-like sky of :mod:`training.simulate`;
 ``sim:lens?n=2000&seed=0&instrument=train&pairs=1``, the strong lenses of :mod:`training.lenses`,
-``pairs=1`` adding a second rendering of each lens for LenSiam), or several
+``pairs=1`` adding a second rendering of each lens for LenSiam; ``sim:splus?n=5000&seed=0``, the 12-band sky of
+:mod:`training.splus`, 64 px at 0.55″), or several
 of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
 one set, in that order, with a ``dataset`` column saying where each came from. The mixing ratio is
 the ratio of their sizes (the simulator's ``n``).
@@ -21,10 +22,11 @@ from explorer.core.errors import InputError
 from explorer.core.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
-SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), sim:radio?n=5000&seed=0 or "
-             "sim:lens?n=2000&seed=0, or several joined by ' + '")
+SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), sim:radio?n=5000&seed=0, "
+             "sim:lens?n=2000&seed=0 or sim:splus?n=5000&seed=0, or several joined by ' + '")
 SIMULATIONS = {"radio": {"n": 5000, "seed": 0},                                    # training.simulate
-               "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0}}  # training.lenses
+               "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0},  # training.lenses
+               "splus": {"n": 5000, "seed": 0}}                                   # training.splus
 MIX = " + "
 
 
@@ -109,6 +111,8 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
         sim = parse_sim_spec(spec)
         if sim["kind"] == "lens":
             return _lenses(sim, spec, pixels, pixel_scale_arcsec, progress)
+        if sim["kind"] == "splus":
+            return _splus(sim, spec, pixels, pixel_scale_arcsec, progress)
         from training.simulate import COLUMNS, simulate_sources
 
         images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
@@ -135,6 +139,18 @@ def _lenses(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progre
     lenses.catalog.attrs["bands"] = ["image"]
     return SourceSet(lenses.images[:, None], lenses.catalog, dict(COLUMNS), spec,
                      partners=None if lenses.partners is None else lenses.partners[:, None])
+
+
+def _splus(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progress: bool) -> SourceSet:
+    from explorer.core.preprocess import centre_crop
+    from training.splus import PIXEL_SCALE_ARCSEC, STAMP_PIXELS, columns, simulate_sky
+
+    if abs(pixel_scale_arcsec - PIXEL_SCALE_ARCSEC) > 1e-6 or not 8 <= pixels <= STAMP_PIXELS:
+        raise InputError(f"{spec} renders {STAMP_PIXELS}-px stamps at {PIXEL_SCALE_ARCSEC}\"/px: data.pixel_scale_arcsec "
+                         f"must be {PIXEL_SCALE_ARCSEC} and data.pixels at most {STAMP_PIXELS}, got {pixels} x "
+                         f"{pixel_scale_arcsec}")
+    sky = simulate_sky(sim["n"], sim["seed"], progress=progress)
+    return SourceSet(np.ascontiguousarray(centre_crop(sky.images, pixels)), sky.catalog, columns(), spec)
 
 
 def _mix(sets: list[SourceSet], spec: str) -> SourceSet:

@@ -48,6 +48,7 @@ BULGE_FRACTION = {"E": 1.0, "Sbc": 0.4, "Scd": 0.15, "Im": 0.0}
 RADIUS_KPC = {"bulge": 2.5, "disc": 4.0}
 QUASAR_Z = (0.3, 3.0)
 STAR_T = (3200.0, 15000.0)
+STRIPE_82 = {"ra": (-50.0, 50.0), "dec": (-1.25, 1.25)}     # S-PLUS DR1's footprint
 KRON_FACTOR, KRON_MINIMUM = 2.5, 3.5     # SExtractor's PHOT_AUTOPARAMS defaults
 # RGB composites as S-PLUS's Trilogy images: every band summed into one of R, G, B (reddest to bluest).
 RGB_GROUPS = {"R": ("r", "F660", "i", "F861", "z"), "G": ("g", "F515"), "B": ("u", "F378", "F395", "F410", "F430")}
@@ -223,11 +224,37 @@ def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = 
         field = fields.iloc[i // FIELD_SIZE]
         zps = field[[f"zp_{b}" for b in BANDS]].to_numpy(float)
         rms = [noise_adu(DEPTHS_5SIGMA[b], field[f"zp_{b}"], field[f"fwhm_{b}"]) for b in BANDS] if noise else [0.0] * 12
-        images[i] = render(sources.iloc[i], field, np.random.default_rng([seed, i]), noise=noise)
+        images[i] = render(sources.iloc[i], field, np.random.default_rng([seed, 1, i]), noise=noise)
         mags, errors, fwhm = measure(images[i], zps, rms)
         measured.append({"fwhm_arcsec": fwhm, **{f"mag_{b}": m for b, m in zip(BANDS, mags)},
                          **{f"mag_err_{b}": e for b, e in zip(BANDS, errors)}})
-    catalog = pd.concat([sources, pd.DataFrame(measured),
+    ra = rng.uniform(*STRIPE_82["ra"], n) % 360
+    dec = np.degrees(np.arcsin(rng.uniform(*np.sin(np.radians(STRIPE_82["dec"])), n)))
+    positions = pd.DataFrame({"id": [f"SPLUS{seed:03d}-{i:06d}" for i in range(n)], "ra": np.round(ra, 6),
+                              "dec": np.round(dec, 6)})
+    catalog = pd.concat([positions, sources, pd.DataFrame(measured),
                          fields.iloc[np.arange(n) // FIELD_SIZE].reset_index(drop=True)
                          .assign(field=np.arange(n) // FIELD_SIZE)], axis=1)
+    catalog.attrs["bands"] = list(BANDS)
     return Sky(images, catalog)
+
+
+def columns() -> dict:
+    """Unit and description of every catalogue column."""
+    described = {
+        "id": ("", "source identifier"), "ra": ("deg", "right ascension (ICRS)"), "dec": ("deg", "declination (ICRS)"),
+        "class": ("", "star, galaxy or quasar"), "r_true": ("mag", "true r magnitude (AB)"),
+        "z": ("", "redshift (0 for stars)"), "temperature_k": ("K", "stellar temperature"),
+        "template": ("", "galaxy spectrum (Coleman, Wu & Weedman 1980)"), "bulge_fraction": ("", "bulge-to-total flux"),
+        "bulge_radius_arcsec": ("arcsec", "bulge half-light radius"), "disc_radius_arcsec": ("arcsec", "disc half-light radius"),
+        "e1": ("", "ellipticity e1 (galaxies)"), "e2": ("", "ellipticity e2 (galaxies)"),
+        "fwhm_arcsec": ("arcsec", "size: twice the measured r-band half-light radius"),
+        "field": ("", "observation the source belongs to"), "seeing_r_arcsec": ("arcsec", "r-band seeing FWHM of the field"),
+    }
+    for band in BANDS:
+        described |= {f"mag_true_{band}": ("mag", f"true {band} magnitude (AB)"),
+                      f"mag_{band}": ("mag", f"{band} AUTO magnitude measured by sep (AB)"),
+                      f"mag_err_{band}": ("mag", f"{band} AUTO magnitude error"),
+                      f"fwhm_{band}": ("arcsec", f"{band} PSF FWHM of the field"),
+                      f"zp_{band}": ("mag", f"{band} zero point of the field (magnitude of 1 ADU)")}
+    return {c: {"unit": unit, "description": text} for c, (unit, text) in described.items()}
