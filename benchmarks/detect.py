@@ -7,7 +7,9 @@ On the same 40 simulated fields (132 px, 1.375″/px):
 2. the Faster R-CNN of ``explorer.core.detector`` (ResNet-18 + FPN; speed does not depend on training),
    per field, one field at a time and in batches of 8, at input sizes 132, 264 (the CPU recipe) and 600
    (the paper's); paper 3: 220 ms per image on a Tesla K40c, 45 ms on a P100 (VGG-16, 600 px);
-3. peak resident memory of the process.
+3. the inputs alone: D1 (log min-max) against D3 (W1 + radio contours) and D4 (D3 + convex hull), per field,
+   and the detector at 264 px reading D3 (two channels);
+4. peak resident memory of the process.
 
 Figures depend on what else runs on the machine: the load average is printed with them.
 """
@@ -19,7 +21,7 @@ import time
 
 import torch
 
-from explorer.core.detector import DetectorConfig, build_detector, detect
+from explorer.core.detector import DetectorConfig, build_detector, detect, render_input
 from explorer.core.islands import find_islands
 from training.radio_fields import simulate_fields
 
@@ -32,7 +34,8 @@ def per_field(fn, n: int) -> float:
 
 def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
-    fields = list(simulate_fields(40, seed=5, progress=False).images)
+    simulated = simulate_fields(40, seed=5, progress=False)
+    fields, infrared = list(simulated.images), list(simulated.infrared)
     print(f"load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores, {len(fields)} fields of 132 px")
     print(f"  {'island finder (baseline)':<44s} {per_field(lambda: [find_islands(f) for f in fields], len(fields)):7.1f} ms/field")
     for size in (132, 264, 600):
@@ -43,6 +46,16 @@ def main() -> None:
             ms = per_field(lambda: detect(model, config, fields, batch_size=batch), len(fields))
             print(f"  {f'Faster R-CNN, input {size} px, batch {batch}':<44s} {ms:7.1f} ms/field")
     print("  paper 3 (VGG-16, 600 px): 220 ms/field on a Tesla K40c, 45 ms on a P100")
+    fill = [0.3, 0.01]
+    for kind in ("D1", "D3", "D4"):
+        ms = per_field(lambda: [render_input(f, kind, infrared=w, outside_fill=fill) for f, w in zip(fields, infrared)],
+                       len(fields))
+        print(f"  {f'input {kind} alone':<44s} {ms:7.1f} ms/field")
+    config = DetectorConfig(input="D3", channel_mean=[0.0, 0.0])
+    model = build_detector(config)
+    detect(model, config, fields[:2], infrared=infrared[:2])
+    ms = per_field(lambda: detect(model, config, fields, infrared=infrared, batch_size=1), len(fields))
+    print(f"  {'Faster R-CNN reading D3, 264 px, batch 1':<44s} {ms:7.1f} ms/field")
     print(f"peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
