@@ -18,11 +18,13 @@ import numpy as np
 from astropy import constants as const
 from astropy import units as u
 
-BANDS = ("u", "F378", "F395", "F410", "F430", "g", "F515", "r", "F660", "i", "F861", "z")
+from explorer.core.surveys import SPLUS_BANDS
+
+BANDS = tuple(SPLUS_BANDS)
 BROAD_BANDS = ("u", "g", "r", "i", "z")
 # Narrow bands: central wavelength and FWHM in angstrom (Mendes de Oliveira et al. 2019, Table 1).
-NARROW = {"F378": (3770.0, 151.0), "F395": (3940.0, 103.0), "F410": (4094.0, 201.0), "F430": (4292.0, 201.0),
-          "F515": (5133.0, 207.0), "F660": (6614.0, 147.0), "F861": (8611.0, 408.0)}
+NARROW_FWHM = {"F378": 151.0, "F395": 103.0, "F410": 201.0, "F430": 201.0, "F515": 207.0, "F660": 147.0, "F861": 408.0}
+NARROW = {band: (SPLUS_BANDS[band], fwhm) for band, fwhm in NARROW_FWHM.items()}
 SUPER_GAUSSIAN_ORDER = 6
 NARROW_PEAK = 0.9
 WAVELENGTH_GRID = np.arange(2800.0, 11500.0, 2.0)        # angstrom: every band's support, 2 A steps

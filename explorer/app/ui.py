@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 from astropy.coordinates import SkyCoord
 
-from explorer.app import views
+from explorer.app import sed, views
 from explorer.core.bundle import Bundle, bundle_version, category_labels, check_files, list_bundles, load_bundle
 from explorer.core.config import bundles_dir, resolve_typed_bundle
 from explorer.core.errors import InputError
@@ -589,6 +589,9 @@ def source_panel(bundle: Bundle, row: int, display: Display = Display()) -> None
     ra, dec = (float(bundle.catalog[c].iat[row]) for c in ("ra", "dec"))
     st.markdown(" · ".join(f"[{LINK_TITLES[name]}]({url})" for name, url in source_links(ra, dec).items() if url))
     st.dataframe(views.properties_table(bundle, row), hide_index=True, width="stretch")
+    figure = sed.sed_figure(bundle.catalog, [row], title=f"SED of {bundle.catalog['id'].iat[row]}")
+    if figure is not None:
+        st.plotly_chart(figure, key=f"sed.source.{row}")
 
 
 def neighbour_panel(context: Context, row: int, k: int, dedup_arcsec: float | None, *, key: str
@@ -607,6 +610,12 @@ def neighbour_panel(context: Context, row: int, k: int, dedup_arcsec: float | No
     export_buttons(loaded.bundle.manifest.columns, lambda: result.table, f"neighbours_{source_id}", key=key)
     with st.expander("Neighbour table"):
         st.dataframe(result.table, hide_index=True, width="stretch")
+    if sed.sed_bands(loaded.bundle.catalog.columns) and st.toggle(
+            "Compare the neighbours' SEDs", key=f"{key}.sed", help="Do similar images mean similar SEDs?"):
+        rows = [row, *(int(r) for r in result.neighbours.rows)]
+        figure = sed.sed_figure(loaded.bundle.catalog, rows, title=f"SEDs of {source_id} and its neighbours")
+        if figure is not None:
+            st.plotly_chart(figure, key=f"{key}.sed.figure")
     return result
 
 
