@@ -18,6 +18,8 @@ SIZES = Preprocessing(crop_pixels=32, input_pixels=32)
 SMALL = {"byol": {"projection_hidden": 128, "projection_dim": 64, "prediction_hidden": 128},
          "simsiam": {"projection_hidden": 128, "projection_dim": 128, "prediction_hidden": 32}}
 SMALL["lensiam"] = SMALL["simsiam"]
+# The magnitude pretext regresses catalogue columns; on the radio simulator, two it has (NaN in one is skipped).
+SMALL["magnitudes"] = {"columns": ("log_lum_1p4ghz", "peak_snr"), "scale": 30.0, "hidden": 32}
 RADIO = ("sim:radio?n=16&seed=2", {}, 150)
 DATA = {"lensiam": ("sim:lens?n=16&seed=2&pairs=1", {"pixels": 55, "pixel_scale_arcsec": 0.1}, 55)}  # needs pairs
 
@@ -86,8 +88,10 @@ def test_every_method_has_a_finite_loss_that_falls_on_a_tiny_batch(name):
     opt = torch.optim.SGD(model.parameter_groups(), lr=0.05, momentum=0.9)
     images = torch.rand(16, 1, 48, 48) ** 4  # sparse, radio-like
     g = torch.Generator().manual_seed(0)
-    batches = [{"views": (augment(images, AugmentConfig(), SIZES, g), augment(images, AugmentConfig(), SIZES, g))}
-               for _ in range(2)]
+    targets = {"log_lum_1p4ghz": torch.linspace(20, 28, 16), "peak_snr": torch.linspace(5, 60, 16)}
+    targets["peak_snr"][3] = float("nan")
+    batches = [{"views": (augment(images, AugmentConfig(), SIZES, g), augment(images, AugmentConfig(), SIZES, g)),
+                "targets": targets} for _ in range(2)]
     losses = []
     for step in range(12):
         loss = model(batches[step % 2])

@@ -129,3 +129,25 @@ def test_the_12_band_sky_is_a_data_spec_with_every_column_described():
     assert data.catalog["ra"].between(0, 360).all() and data.catalog["dec"].abs().max() <= 1.25
     with pytest.raises(InputError, match="0.55"):
         load_data("sim:splus?n=4&seed=5", pixels=48, pixel_scale_arcsec=1.8, progress=False)
+
+
+def test_a_tiny_magnitude_pretext_run_learns_the_magnitudes_and_resumes(tmp_path):
+    """configs/splus_magnitudes.yaml, shrunk: 12-band calibrated cutouts -> 12 magnitudes; the loss falls."""
+    from explorer.core.encoder import build_encoder
+    from training.config import load_config
+    from training.methods import method_class
+    from training.train import load_checkpoint, train
+
+    config = load_config("configs/splus_magnitudes.yaml")
+    assert config.method == "magnitudes" and config.optim.optimizer == "adam"
+    config.optim.epochs, config.optim.batch_size, config.options.hidden = 6, 16, 64
+    config.optim.base_lr = 0.016                                          # Adam at 1e-3 for a short run
+    spec = "sim:splus?n=48&seed=7"
+    run = tmp_path / "run"
+    train(config, spec, run, progress=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    losses = [h["loss"] for h in state["history"] if "loss" in h]
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0], losses
+    model = method_class("magnitudes")(*build_encoder("resnet18", 12), config.options)
+    model.load_state_dict(state["model"])
+    assert model.head[-1].out_features == 12

@@ -44,6 +44,7 @@ class OptimConfig:
     momentum: float = limited(0.9, 0.0, 0.9999)
     weight_decay: float = limited(1.5e-6, 0.0, 1.0)
     warmup_epochs: int = limited(10, 0)
+    optimizer: str = limited("sgd", choices=("sgd", "adam"))   # adam: paper 2 (Adam, lr 1e-4; momentum unused)
 
 
 @dataclass

@@ -114,7 +114,8 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
     if config.data.bands and list(config.data.bands) != data.bands:
         raise InputError(f"the recipe's bands ({', '.join(config.data.bands)}) differ from the data's "
                          f"({', '.join(data.bands)})")
-    data.check_targets(Method.targets, config.method)
+    targets = Method.target_columns(config.options)
+    data.check_targets(targets, config.method)
     if Method.partners:
         data.check_partners(config.method)
     views = make_views(Method.views)
@@ -140,8 +141,11 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
         replicas = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     else:
         model = replicas = model.to(dev)
-    optimizer = torch.optim.SGD(model.parameter_groups(), lr=peak_lr, momentum=config.optim.momentum,
-                                weight_decay=config.optim.weight_decay)
+    if config.optim.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameter_groups(), lr=peak_lr, weight_decay=config.optim.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(model.parameter_groups(), lr=peak_lr, momentum=config.optim.momentum,
+                                    weight_decay=config.optim.weight_decay)
     if resumed is not None:
         optimizer.load_state_dict(resumed["optimizer"])
         scaler.load_state_dict(resumed["scaler"])
@@ -178,7 +182,7 @@ def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device
             for group in optimizer.param_groups:
                 group["lr"] = lr
             rows = order[i * batch_size:(i + 1) * batch_size]
-            batch = data.batch(rows[share], Method.targets, dev, partners=Method.partners)
+            batch = data.batch(rows[share], targets, dev, partners=Method.partners)
             with torch.no_grad():
                 batch = views(batch, config, views_rng, share, batch_size)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=use_amp):

@@ -7,7 +7,8 @@ A method is an ``nn.Module`` built from a backbone and its own config, and the t
   when the YAML loads (:mod:`training.config`);
 - ``views``: the name of the view maker that fills each batch (:mod:`training.views`): two
   augmentations of each image, a simulator's positive pairs, or single images with targets;
-- ``targets``: catalogue columns the method needs in ``batch["targets"]`` (checked against the data);
+- ``targets``: catalogue columns the method needs in ``batch["targets"]`` (checked against the data), or
+  ``target_columns(config)`` when the recipe chooses them;
 - ``partners``: True when it trains on a simulator's positive pairs (``batch["partners"]``, the second
   rendering of each source; the data must have them);
 - ``loss(batch)``: a scalar tensor (``forward`` calls it, so DistributedDataParallel sees the call);
@@ -49,6 +50,11 @@ class Method(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.config = config
+
+    @classmethod
+    def target_columns(cls, config) -> tuple[str, ...]:
+        """The catalogue columns this method reads in ``batch["targets"]`` under this config."""
+        return cls.targets
 
     def loss(self, batch: dict) -> torch.Tensor:
         raise NotImplementedError
