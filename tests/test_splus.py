@@ -151,3 +151,19 @@ def test_a_tiny_magnitude_pretext_run_learns_the_magnitudes_and_resumes(tmp_path
     model = method_class("magnitudes")(*build_encoder("resnet18", 12), config.options)
     model.load_state_dict(state["model"])
     assert model.head[-1].out_features == 12
+
+
+def test_thumbnails_of_bands_with_g_r_i_are_lupton_composites_of_i_r_g():
+    from explorer.core.preprocess import to_thumbnails
+
+    cube = np.zeros((3, 12, 8, 8), np.float32)
+    cube[0, BANDS.index("i"), 4, 4] = 1.0                                  # red only
+    cube[1, BANDS.index("g"), 4, 4] = 1.0                                  # blue only
+    cube[2, BANDS.index("u"), 4, 4] = 1.0                                  # no g, r or i light: black
+    rgb = to_thumbnails(cube, BANDS)
+    assert rgb.shape == (3, 8, 8, 3) and rgb.dtype == np.uint8
+    assert rgb[0, 4, 4, 0] > 0 and rgb[0, 4, 4, 1:].max() == 0
+    assert rgb[1, 4, 4, 2] > 0 and rgb[1, 4, 4, :2].max() == 0
+    assert rgb[2].max() == 0
+    # Without band names (or without g, r, i) the first three channels show, as before.
+    assert to_thumbnails(cube)[2, 4, 4, 0] > 0

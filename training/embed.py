@@ -200,7 +200,7 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
     with atomic_directory(out) as tmp:
         catalog.to_parquet(tmp / "catalog.parquet", index=False)
         np.save(tmp / "embeddings.npy", embeddings.reshape(len(catalog), -1).astype(np.float32))
-        np.save(tmp / "thumbnails.npy", to_thumbnails(np.asarray(pre)))
+        np.save(tmp / "thumbnails.npy", to_thumbnails(np.asarray(pre), bands))
         write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
                                       "n": len(catalog), "skipped": len(skipped), "columns": columns, "bands": bands,
                                       "pixel_scale_arcsec": config.data.pixel_scale_arcsec})

@@ -95,7 +95,8 @@ def survey_choices(bundle) -> dict[str, str]:
 def query_thumbnail(bundle, image: np.ndarray) -> np.ndarray:
     """A query cutout as the bundle shows its own sources: same preprocessing, same stretch."""
     x = np.asarray(image, dtype=np.float32)
-    return to_thumbnails(preprocess(as_nchw(x if x.ndim == 2 else x[None]), bundle.preprocessing()))[0]
+    return to_thumbnails(preprocess(as_nchw(x if x.ndim == 2 else x[None]), bundle.preprocessing()),
+                         bundle.manifest.data.bands)[0]
 
 
 def embed_cutout(bundle, image: np.ndarray) -> np.ndarray:

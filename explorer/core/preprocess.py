@@ -178,13 +178,30 @@ ASINH_SOFTENING = 0.05
 COLORMAP = "inferno"
 
 
+LUPTON_BANDS = ("i", "r", "g")        # red, green, blue
+LUPTON_STRETCH, LUPTON_Q = 0.05, 8.0
+
+
 def asinh_stretch(x: np.ndarray, softening: float = ASINH_SOFTENING) -> np.ndarray:
     return np.arcsinh(np.clip(x, 0, 1) / softening) / np.arcsinh(1 / softening)
 
 
-def to_thumbnails(preprocessed: np.ndarray) -> np.ndarray:
-    """uint8 previews: [N, H, W] for one or two channels (first shown), [N, H, W, 3] for three or more."""
-    x = asinh_stretch(as_nchw(preprocessed))
+def to_thumbnails(preprocessed: np.ndarray, bands=None) -> np.ndarray:
+    """uint8 previews: [N, H, W] for one or two channels (first shown), [N, H, W, 3] for three or more.
+
+    With band names that include g, r and i, the colour image is Lupton et al.'s (2004) asinh composite of
+    (i, r, g) as red, green, blue (``astropy.visualization.make_lupton_rgb``), scaled by each image's brightest
+    of the three so that its colours are kept; other multi-band data show their first three channels.
+    """
+    x = as_nchw(preprocessed)
+    if bands is not None and set(LUPTON_BANDS) <= set(bands):
+        from astropy.visualization import make_lupton_rgb
+
+        planes = np.stack([x[:, list(bands).index(b)] for b in LUPTON_BANDS], axis=1).astype(np.float64)
+        peak = np.clip(planes, 0, None).max(axis=(1, 2, 3), keepdims=True)
+        planes = np.divide(planes, peak, out=np.zeros_like(planes), where=peak > 0)
+        return np.stack([make_lupton_rgb(*image, minimum=0.0, stretch=LUPTON_STRETCH, Q=LUPTON_Q) for image in planes])
+    x = asinh_stretch(x)
     if x.shape[1] >= 3:
         x = np.moveaxis(x[:, :3], 1, -1)
     else:
