@@ -163,16 +163,16 @@ def test_a_field_by_coordinates_is_fetched_from_the_survey_and_detected(real_env
 
     target = mirabest_catalog().iloc[5]
     with SurveyServer() as server:
-        monkeypatch.setenv("EXPLORER_SKYVIEW_URL", server.skyview_url)
+        monkeypatch.setenv("EXPLORER_HIPS2FITS_URL", server.hips2fits_url)
         app = AppTest.from_file(APP, default_timeout=120).run()
         app.switch_page(ui.DETECT_PAGE)
         app.run()
         app.button_group(key="detect.mode").set_value("Name or coordinates").run()
         source = next(s for s in app.selectbox if s.label == "Radio image from")
-        source.set_value(next(o for o in source.options if "SkyView" in o)).run()
+        source.set_value(next(o for o in source.options if "hips2fits" in o)).run()
         next(w for w in app.main.text_input if w.key == "detect.position").input(f"{target.ra} {target.dec}")
         app.run()
-        assert server.hits["skyview-query"] >= 1
+        assert sum(v for k, v in server.hits.items() if k.startswith("hips")) >= 1
     assert not app.exception and not app.error, [e.value for e in app.error]
     assert within_field(app.dataframe[0].value, SkyCoord(target.ra * u.deg, target.dec * u.deg))
 
