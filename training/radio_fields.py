@@ -226,19 +226,17 @@ def paper_mix(pool: "Fields", n: int, seed: int) -> "Fields":
     expected = n * len(scope.sources) / max(len(scope.catalog), 1)
     quota = {c: w / sum(PAPER_TRAIN_MIX.values()) * expected for c, w in PAPER_TRAIN_MIX.items()}
     order = np.random.default_rng([seed, 53]).permutation(len(classes))
-    counts, taken = dict.fromkeys(quota, 0), []
+    counts, keep, kept = dict.fromkeys(quota, 0), np.zeros(len(classes), bool), 0
     in_pool = scope.sources["det_class"].value_counts()
     for c in sorted(quota, key=lambda c: in_pool.get(c, 0)):
         for i in order:
-            if counts[c] >= quota[c] or len(taken) >= n:
+            if counts[c] >= quota[c] or kept >= n:
                 break
-            if i not in taken and c in classes[i] and all(counts[d] < quota[d] for d in classes[i]):
-                taken.append(i)
+            if not keep[i] and c in classes[i] and all(counts[d] < quota[d] for d in classes[i]):
+                keep[i], kept = True, kept + 1
                 for d in classes[i]:
                     counts[d] += 1
-    taken += [i for i in order if i not in set(taken)][:n - len(taken)]
-    keep = np.zeros(len(classes), bool)
-    keep[taken] = True
+    keep[[i for i in order if not keep[i]][:n - kept]] = True
     return scope.subset(keep)
 
 
