@@ -12,7 +12,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from explorer.core.config import HEAD_KINDS, REPO_ROOT
-from explorer.core.errors import ArgumentParser, open_fraction, positive_int
+from explorer.core.errors import ArgumentParser, non_negative_int, open_fraction, positive_float, positive_int
 from training.options import MapConfig
 
 DEMO_CONFIG = REPO_ROOT / "configs" / "demo.yaml"
@@ -63,6 +63,11 @@ def task_arguments(p: ArgumentParser) -> None:
     p.add_argument("--stages", type=int, default=1, help="last n ResNet stages to fine-tune (0-5)")
     p.add_argument("--lr-decay", type=float, default=0.75, help="layer-wise lr decay rho")
     p.add_argument("--epochs", type=positive_int, help=f"fine-tune epochs (default {FINETUNE_EPOCHS}, paper 1)")
+    p.add_argument("--base-lr", type=positive_float, default=1e-3,
+                   help="fine-tune lr at batch 256 (lr = base-lr x 64 / 256; default 1e-3, paper 1)")
+    p.add_argument("--head-epochs", type=non_negative_int, default=0,
+                   help="epochs of the head alone, backbone frozen, before the stages join (paper 2: 10)")
+    p.add_argument("--head-lr", type=positive_float, default=1e-3, help="the head's lr in those epochs")
 
 
 def _evaluate(p: ArgumentParser) -> None:
@@ -171,8 +176,15 @@ def _lens_study(p: ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
 
 
+def _splus_study(p: ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "splus_study.yaml",
+                   help="the study's sizes and recipes (default configs/splus_study.yaml)")
+    p.add_argument("--out", type=Path, required=True, help="study folder (runs, bundles, results); rerun to resume")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
-         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study,
+         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study, "splus_study": _splus_study,
          "radio_fields": _radio_fields, "detector": _detector,
          "detection_eval": _detection_eval, "detect": _detect}
 
@@ -181,6 +193,14 @@ def parser(tool: str) -> ArgumentParser:
     built = _new(tool)
     TOOLS[tool](built)
     return built
+
+
+def study_main(tool: str, load_study, run_study, markdown, argv=None) -> None:
+    """A one-command study's main: run (or resume) it, print its tables and say where they are."""
+    args = parser(tool).parse_args(argv)
+    results = run_study(load_study(args.config), args.out, device=args.device)
+    print(markdown(results))
+    print(f"results: {Path(args.out) / 'results'}")
 
 
 def parse_early(tool: str) -> None:

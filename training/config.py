@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 from explorer.core.backbones import ARCHITECTURES
+from explorer.core.config import REPO_ROOT
 from explorer.core.errors import InputError
 from explorer.core.preprocess import Preprocessing
 from explorer.core.surveys import FIRST
@@ -97,6 +98,12 @@ def config_from_dict(values: dict, where: str = "config", *, from_checkpoint: bo
         raise InputError(f"{where}: preprocessing.crop_pixels ({config.preprocessing.crop_pixels}) is larger than "
                          f"the cutouts (data.pixels {config.data.pixels})")
     return config
+
+
+def repo_path(name: str | Path) -> Path:
+    """A recipe named in a study config: as given when it exists or is absolute, else inside the repository."""
+    path = Path(name)
+    return path if path.is_absolute() or path.is_file() else REPO_ROOT / path
 
 
 def load_config(path: str | Path) -> TrainConfig:

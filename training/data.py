@@ -3,8 +3,8 @@
 ``<DATA>`` is either a FITS catalogue directory (``catalog.csv`` + FITS images, the
 layout of ``../shared/data/mirabest``) or a simulation spec (``sim:radio?n=5000&seed=0``, the FIRST-like sky of :mod:`training.simulate`;
 ``sim:lens?n=2000&seed=0&instrument=train&pairs=1``, the strong lenses of :mod:`training.lenses`,
-``pairs=1`` adding a second rendering of each lens for LenSiam; ``sim:splus?n=5000&seed=0``, the 12-band sky of
-:mod:`training.splus`, 64 px at 0.55″), or several
+``pairs=1`` adding a second rendering of each lens for LenSiam; ``sim:splus?n=5000&seed=0&input=12band``, the
+12-band sky of :mod:`training.splus` at 0.55″ with paper 2's FWHM crop, as 12 bands, ``5band`` or ``rgb``), or several
 of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
 one set, in that order, with a ``dataset`` column saying where each came from. The mixing ratio is
 the ratio of their sizes (the simulator's ``n``).
@@ -26,7 +26,7 @@ SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), si
              "sim:lens?n=2000&seed=0 or sim:splus?n=5000&seed=0, or several joined by ' + '")
 SIMULATIONS = {"radio": {"n": 5000, "seed": 0},                                    # training.simulate
                "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0},  # training.lenses
-               "splus": {"n": 5000, "seed": 0}}                                   # training.splus
+               "splus": {"n": 5000, "seed": 0, "input": "12band"}}                # training.splus
 MIX = " + "
 
 
@@ -70,6 +70,11 @@ def parse_sim_spec(spec: str, simulations: dict = SIMULATIONS) -> dict:
                              f"got {params['instrument']!r}")
         if params["pairs"] not in (0, 1):
             raise InputError(f"pairs must be 0 or 1 in {spec!r}, got {params['pairs']}")
+    if kind == "splus":
+        from training.splus import INPUTS
+
+        if params["input"] not in INPUTS:
+            raise InputError(f"input must be one of {', '.join(INPUTS)} in {spec!r}, got {params['input']!r}")
     if not 0 <= params["seed"] < 2**32:
         raise InputError(f"seed must be within 0 to 2**32 - 1 in {spec!r}")
     if not 1 <= params["n"] <= MAX_SIMULATED:
@@ -142,15 +147,17 @@ def _lenses(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progre
 
 
 def _splus(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progress: bool) -> SourceSet:
-    from explorer.core.preprocess import centre_crop
-    from training.splus import PIXEL_SCALE_ARCSEC, STAMP_PIXELS, columns, simulate_sky
+    from training.splus import PIXEL_SCALE_ARCSEC, STAMP_PIXELS, cached_sky, columns, observe
 
     if abs(pixel_scale_arcsec - PIXEL_SCALE_ARCSEC) > 1e-6 or not 8 <= pixels <= STAMP_PIXELS:
         raise InputError(f"{spec} renders {STAMP_PIXELS}-px stamps at {PIXEL_SCALE_ARCSEC}\"/px: data.pixel_scale_arcsec "
                          f"must be {PIXEL_SCALE_ARCSEC} and data.pixels at most {STAMP_PIXELS}, got {pixels} x "
                          f"{pixel_scale_arcsec}")
-    sky = simulate_sky(sim["n"], sim["seed"], progress=progress)
-    return SourceSet(np.ascontiguousarray(centre_crop(sky.images, pixels)), sky.catalog, columns(), spec)
+    sky = cached_sky(sim["n"], sim["seed"], progress=progress)
+    images, bands = observe(sky, sim["input"], pixels)
+    catalog = sky.catalog.copy()
+    catalog.attrs["bands"] = bands
+    return SourceSet(images, catalog, columns(), spec)
 
 
 def _mix(sets: list[SourceSet], spec: str) -> SourceSet:

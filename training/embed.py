@@ -34,12 +34,13 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
-from explorer.core.bundle import DataInfo, EncoderInfo, Manifest, is_bundle, sha256_file, unique_ids, write_bundle
+from explorer.core.bundle import (BAND_THUMBNAILS_FILE, DataInfo, EncoderInfo, Manifest, is_bundle, load_bundle,
+                                  sha256_file, unique_ids, write_bundle)
 from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
-from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, centre_crop, preprocess, to_thumbnails
+from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, band_thumbnails, centre_crop, preprocess, to_thumbnails
 from explorer.core.search import ANOMALY_K, PERCENTILES, build_index, neighbourhood, place_on_map
 from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
@@ -56,6 +57,7 @@ PCA_FIT_MAX = 100_000     # PCA is fitted on at most this many sources, then app
 PLACEMENT_K = 5           # fitted neighbours whose map positions place each remaining source
 CHUNK = 100_000
 SHARD_FILE = "shard.json"
+BAND_THUMBNAILS_MAX_BYTES = 2 * 1024 ** 3   # per shard: a band switcher is not worth more than this
 
 
 def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_dist: float, seed: int, *,
@@ -201,6 +203,8 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
         catalog.to_parquet(tmp / "catalog.parquet", index=False)
         np.save(tmp / "embeddings.npy", embeddings.reshape(len(catalog), -1).astype(np.float32))
         np.save(tmp / "thumbnails.npy", to_thumbnails(np.asarray(pre), bands))
+        if len(bands) > 1 and len(catalog) * pre[0].size <= BAND_THUMBNAILS_MAX_BYTES:
+            np.save(tmp / BAND_THUMBNAILS_FILE, band_thumbnails(np.asarray(pre)))
         write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
                                       "n": len(catalog), "skipped": len(skipped), "columns": columns, "bands": bands,
                                       "pixel_scale_arcsec": config.data.pixel_scale_arcsec})
@@ -210,6 +214,16 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
 def check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be a whole number of at least 1, got {batch_size!r}")
+
+
+def embed_once(checkpoint: Path, data: str, out: Path, *, device: str, progress: bool) -> Path:
+    """The bundle of ``checkpoint`` on ``data`` at ``out``: kept when it was built from that checkpoint (a study
+    resumed), otherwise embedded again."""
+    if is_bundle(out):
+        encoder = load_bundle(out).manifest.encoder
+        if encoder is not None and encoder.checkpoint_sha256 == sha256_file(checkpoint):
+            return out
+    return embed_to_bundle(checkpoint, data, out, device=device, overwrite=True, progress=progress)
 
 
 def embed_to_bundle(checkpoint: str | Path, data_spec: str, out: str | Path, *, device: str = "auto",
@@ -298,6 +312,9 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
             print(f"warning: {renamed} duplicate source id(s) were made unique with a #2, #3... suffix")
         embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], work / "embeddings.npy")
         thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], work / "thumbnails.npy")
+        per_band = None
+        if all((p / BAND_THUMBNAILS_FILE).is_file() for p, _ in shards):
+            per_band = _concatenate([p / BAND_THUMBNAILS_FILE for p, _ in shards], work / BAND_THUMBNAILS_FILE)
         stages = tqdm(total=4, desc="map, index, bundle", disable=not progress, unit="stage")
         map_xy, pca, umap_params = fit_map(embeddings, map_config.pca_components, map_config.umap_neighbors,
                                            map_config.umap_min_dist, config.seed, progress=progress)
@@ -336,10 +353,10 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         )
         path = write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,
                             thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_,
-                            encoder_state=encoder.state_dict())
+                            encoder_state=encoder.state_dict(), band_thumbnails=per_band)
         stages.update()
         stages.close()
-        del embeddings, thumbnails  # release the memory maps before their folder goes
+        del embeddings, thumbnails, per_band  # release the memory maps before their folder goes
     return path
 
 

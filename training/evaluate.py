@@ -12,8 +12,8 @@ from scratch on the same labels. In the same run and on the same cells, every fr
 trained on a **random-init encoder** of the bundle's architecture and input (seed 0) and on the
 **pixels** (the encoder's input, flattened), and a fine-tune is compared with supervised training
 from scratch and a linear head on the pixels (``--no-baselines`` skips them). Where the pre-trained
-encoder does not beat random init, the CLI says so and ``results.json`` records it. Finished cells are kept in ``<DIR>/cells.json``, so a rerun
-resumes. Outputs: ``results.json`` (mean and standard error per label count), ``learning_curve.png``
+encoder does not beat random init, the CLI says so and ``results.json`` records it. Finished cells are kept in ``<DIR>/cells.json`` (with a
+classifier's predicted class for every test source, in test-set order), so a rerun resumes. Outputs: ``results.json`` (mean and standard error per label count), ``learning_curve.png``
 and ``learning_curve.html``.
 """
 from __future__ import annotations
@@ -43,6 +43,7 @@ from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_s
     label_set, score, split_labels, summarise
 from explorer.core.preprocess import preprocess
 from training.data import load_data
+from training.dataset import row_zero_points
 from training.finetune import (FinetuneRecipe, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)
 from training.quality import encoder_features, pixel_features, random_init_encoder
@@ -86,7 +87,9 @@ def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | N
             raise InputError(f"--test-data has classes the bundle's labels lack: {', '.join(unknown)}")
         y = np.searchsorted(np.asarray(task.classes), np.asarray(labels.task.classes)[labels.y])
     params = bundle.preprocessing()
-    images = torch.from_numpy(preprocess(data.images[labels.rows], params, margin_for_rotation=True))
+    zero_points = row_zero_points(data.catalog.iloc[labels.rows], data.catalog.attrs.get("bands") or [], params)
+    images = torch.from_numpy(preprocess(data.images[labels.rows], params, margin_for_rotation=True,
+                                         zero_points=zero_points))
     features = None if need_images else embed(bundle.encoder(), images, params, device=device,
                                               desc="embedding test data")
     return HeldOut(y, features=features, images=images, source=spec)
@@ -202,8 +205,12 @@ class Evaluation:
         held_out = LabelSet(self.labels.task, np.arange(len(self.test.y)), self.test.y)
         for method, seed, count in tqdm(todo, desc="label-efficiency cells", unit="cell"):
             train = budget_subset(self.labels, self.pool, count, seed)
-            metrics = score(held_out, np.arange(len(self.test.y)), self.predict_test(method, train, seed))
-            self.cells.append({"method": method, "seed": seed, "labels": count, "metrics": metrics})
+            prediction = self.predict_test(method, train, seed)
+            cell = {"method": method, "seed": seed, "labels": count,
+                    "metrics": score(held_out, np.arange(len(self.test.y)), prediction)}
+            if self.labels.task.kind == "classification":  # per source, for accuracy against other columns
+                cell["predicted"] = prediction.codes.tolist()
+            self.cells.append(cell)
             write_json(self.out / CELLS_FILE, {"config": self.config, "cells": self.cells})
 
     def results(self) -> dict:

@@ -46,6 +46,7 @@ from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, chec
 from explorer.core.preprocess import Preprocessing, encoder_input, preprocess
 from training.augment import AugmentConfig, augment
 from training.data import load_data
+from training.dataset import row_zero_points
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
 
 CANCELLED_EXIT = 128 + signal.SIGTERM
@@ -60,6 +61,8 @@ class FinetuneRecipe:
     weight_decay: float = 0.005
     epochs: int = cli.FINETUNE_EPOCHS
     supervised: bool = False      # the from-scratch baseline: random init, all stages, no decay
+    head_epochs: int = 0          # first, the head alone with the backbone frozen (paper 2: 10 epochs)
+    head_lr: float = 1e-3         # the head's lr in those epochs
 
     @property
     def lr(self) -> float:
@@ -85,12 +88,17 @@ class FinetuneModel(nn.Module):
         if not 0 <= trainable <= len(stages):
             raise InputError(f"--stages must be between 0 and {len(stages)}, got {trainable}")
         self.stages = nn.ModuleDict(stages)
-        self.frozen = list(stages)[:len(stages) - trainable]
+        self.fixed = list(stages)[:len(stages) - trainable]
         self.head = nn.Linear(encoder.dim, outputs)
         self.register_buffer("target_mean", torch.zeros(1))
         self.register_buffer("target_std", torch.ones(1))
-        for name in self.frozen:
-            self.stages[name].requires_grad_(False)
+        self.freeze_backbone(False)
+
+    def freeze_backbone(self, frozen: bool) -> None:
+        """Freeze every stage (a head-only phase), or only the recipe's fixed ones."""
+        self.frozen = list(self.stages) if frozen else self.fixed
+        for name, stage in self.stages.items():
+            stage.requires_grad_(name not in self.frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for name, stage in self.stages.items():
@@ -150,7 +158,9 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
              cancel: threading.Event | None = None, progress: bool = True) -> list[float]:
     """Train ``model`` on the preprocessed images of ``labels.rows[train]``; returns the loss per epoch.
 
-    ``images`` are the bundle's preprocessed images with a rotation margin, indexed by bundle row.
+    ``images`` are the bundle's preprocessed images with a rotation margin, indexed by bundle row. With
+    ``recipe.head_epochs``, the head first trains alone at ``recipe.head_lr`` (its own cosine schedule), then the
+    recipe's stages join for ``recipe.epochs``.
     """
     rows = torch.from_numpy(labels.rows[train])
     if labels.task.kind == "classification":
@@ -167,9 +177,13 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
     steps_per_epoch = max(1, n // batch_size)   # whole batches only: BatchNorm dislikes a batch of one
     total_steps = recipe.epochs * steps_per_epoch
     views = torch.Generator(device=device).manual_seed(seed)
+    head_steps = recipe.head_epochs * steps_per_epoch
+    epochs = recipe.head_epochs + recipe.epochs
     step, history = 0, []
-    bar = tqdm(range(recipe.epochs), desc="fine-tuning", unit="epoch", disable=not progress)
+    bar = tqdm(range(epochs), desc="fine-tuning", unit="epoch", disable=not progress)
     for epoch in bar:
+        head_only = epoch < recipe.head_epochs
+        model.freeze_backbone(head_only)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
         model.train()
         total = 0.0
@@ -177,7 +191,8 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total_steps, 0, group["peak_lr"])
+                group["lr"] = learning_rate(step, head_steps, 0, recipe.head_lr) if head_only else \
+                    learning_rate(step - head_steps, total_steps, 0, group["peak_lr"])
             batch = order[i * batch_size:(i + 1) * batch_size]
             x = images[rows[batch]].to(device, non_blocking=True)
             with torch.no_grad():
@@ -191,7 +206,8 @@ def finetune(model: FinetuneModel, images: torch.Tensor, params: Preprocessing, 
         history.append(total / steps_per_epoch)
         bar.set_postfix(loss=f"{history[-1]:.4f}")
         if on_epoch is not None:
-            on_epoch(epoch + 1, recipe.epochs, history[-1])
+            on_epoch(epoch + 1, epochs, history[-1])
+    model.freeze_backbone(False)
     model.eval()
     return history
 
@@ -227,8 +243,10 @@ def bundle_images(bundle: Bundle, *, progress: bool = True, on_progress=None) ->
     if missing:
         raise InputError(f"{len(missing)} bundle source(s) are not in the data {spec!r} (e.g. {missing[0]}); "
                          "the bundle was built from other data")
-    images = source.images[[position[i] for i in ids]]
-    return torch.from_numpy(preprocess(images, bundle.preprocessing(), margin_for_rotation=True))
+    rows = [position[i] for i in ids]
+    params = bundle.preprocessing()
+    zero_points = row_zero_points(source.catalog.iloc[rows], source.catalog.attrs.get("bands") or [], params)
+    return torch.from_numpy(preprocess(source.images[rows], params, margin_for_rotation=True, zero_points=zero_points))
 
 
 def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.Module:
@@ -263,7 +281,7 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
         torch.manual_seed(spec.seed)
         model = build_model(encoder, split.labels, split.train, recipe)
         t0 = time.perf_counter()
-        job.update(state="running", total=recipe.epochs, message="training")
+        job.update(state="running", total=recipe.head_epochs + recipe.epochs, message="training")
         finetune(model, images, params, split.labels, split.train, recipe, device=device, seed=spec.seed,
                  weighted=spec.weighted, loss=spec.loss, alpha=spec.alpha, cancel=cancel, progress=progress,
                  on_epoch=lambda epoch, total, loss: job.update(epoch=epoch, total=total, loss=loss))
@@ -296,7 +314,8 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
 
 def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
     return FinetuneRecipe(stages=args.stages, lr_decay=args.lr_decay, epochs=args.epochs or FinetuneRecipe.epochs,
-                          supervised=supervised)
+                          base_lr=args.base_lr, head_epochs=0 if supervised else args.head_epochs,
+                          head_lr=args.head_lr, supervised=supervised)
 
 
 @cli_entry

@@ -28,12 +28,11 @@ import numpy as np
 import pandas as pd
 
 from explorer.core.atomic import atomic_path, save_figure, write_json
-from explorer.core.bundle import is_bundle, load_bundle, sha256_file
-from explorer.core.config import REPO_ROOT
+from explorer.core.bundle import load_bundle
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
-from training.config import load_config
+from training.config import load_config, repo_path
 from training.lenses import MASS
 from training.methods import method_class
 from training.options import MapConfig, build, limited, read_yaml
@@ -63,26 +62,10 @@ def load_study(path: str | Path) -> StudyConfig:
     return build(StudyConfig, read_yaml(path, "study config"), str(path))
 
 
-def _recipe_path(name: str) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() or path.is_file() else REPO_ROOT / path
-
-
 def specs(study: StudyConfig) -> dict[str, str]:
     base = f"sim:lens?n={study.train_lenses}&seed={study.seed}"
     return {"train": base, "pairs": f"{base}&pairs=1",
             "test": f"sim:lens?n={study.test_lenses}&seed={study.test_seed}&instrument=shifted"}
-
-
-def embedded(checkpoint: Path, data: str, out: Path, *, device: str, progress: bool) -> Path:
-    """The bundle of ``checkpoint`` on ``data`` at ``out``: kept when it was built from that checkpoint."""
-    from training.embed import embed_to_bundle
-
-    if is_bundle(out):
-        encoder = load_bundle(out).manifest.encoder
-        if encoder is not None and encoder.checkpoint_sha256 == sha256_file(checkpoint):
-            return out
-    return embed_to_bundle(checkpoint, data, out, device=device, overwrite=True, progress=progress)
 
 
 def map_knn_r2(map_xy: np.ndarray, catalog: pd.DataFrame, k: int, folds: int) -> dict[str, float]:
@@ -131,8 +114,8 @@ def _r2(results: dict, method: str) -> dict:
 
 def study_recipes(study: StudyConfig) -> dict:
     """The two SSL recipes of a study, checked to see the same images."""
-    recipes = {"LenSiam": load_config(_recipe_path(study.lensiam_recipe)),
-               "SimSiam": load_config(_recipe_path(study.simsiam_recipe))}
+    recipes = {"LenSiam": load_config(repo_path(study.lensiam_recipe)),
+               "SimSiam": load_config(repo_path(study.simsiam_recipe))}
     shapes = {(r.data.pixels, r.data.pixel_scale_arcsec, json.dumps(r.preprocessing.to_dict())) for r in recipes.values()}
     if len(shapes) > 1:
         raise InputError("the LenSiam and SimSiam recipes must see the same images: give them the same data and "
@@ -144,6 +127,7 @@ def study_recipes(study: StudyConfig) -> dict:
 
 
 def run_study(study: StudyConfig, out: Path, *, device: str = "auto", progress: bool = True) -> dict:
+    from training.embed import embed_once
     from training.evaluate import evaluate
     from training.train import train
 
@@ -155,7 +139,7 @@ def run_study(study: StudyConfig, out: Path, *, device: str = "auto", progress: 
         run_dir = out / "runs" / name.lower()
         spec = data["pairs"] if method_class(recipe.method).partners else data["train"]
         checkpoint = train(recipe, spec, run_dir, device=device, progress=progress)
-        bundles[name] = embedded(checkpoint, data["train"], out / "bundles" / name.lower(), device=device,
+        bundles[name] = embed_once(checkpoint, data["train"], out / "bundles" / name.lower(), device=device,
                                  progress=progress)
         losses[name] = final_loss(run_dir)
 
@@ -246,10 +230,7 @@ def plot_maps(maps: dict[str, np.ndarray], catalog: pd.DataFrame, knn: dict, pat
 
 @cli_entry
 def main(argv=None):
-    args = cli.parser("lens_study").parse_args(argv)
-    results = run_study(load_study(args.config), args.out, device=args.device)
-    print(markdown(results))
-    print(f"results: {Path(args.out) / 'results'}")
+    cli.study_main("lens_study", load_study, run_study, markdown, argv)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,17 @@
 - Measured magnitudes: SExtractor's AUTO through ``sep`` — the source's ellipse found on the stamp summed over
   bands, its Kron radius, then the flux inside 2.5 Kron radii in each band — with their errors; and a size,
   ``fwhm_arcsec``: twice the r-band half-light radius (the FWHM of a Gaussian of that half-light radius).
+- Inputs (:func:`observe`, paper 2's three): ``12band``, ``5band`` (u, g, r, i, z) or ``rgb`` (the Trilogy-like
+  composite of the calibrated 12 bands, uint8 values), each cut with paper 2's crop: the central 32 px, or
+  3 x ``fwhm_arcsec`` resized to 32 px when larger.
+- :func:`cached_sky` keeps each simulated sky under ``<EXPLORER_HOME>/cache/splus/``, so that training, embedding,
+  evaluation and the explorer's fine-tuning render it once.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,7 +34,10 @@ from astropy import units as u
 from astropy.cosmology import Planck18
 from tqdm.auto import tqdm
 
+from explorer.core.atomic import atomic_directory
+from explorer.core.config import cache_dir
 from explorer.core.errors import InputError
+from explorer.core.preprocess import fwhm_crop
 from training import seds
 from training.bandpasses import BANDS, ab_magnitudes
 
@@ -54,6 +64,8 @@ KRON_FACTOR, KRON_MINIMUM = 2.5, 3.5     # SExtractor's PHOT_AUTOPARAMS defaults
 RGB_GROUPS = {"R": ("r", "F660", "i", "F861", "z"), "G": ("g", "F515"), "B": ("u", "F378", "F395", "F410", "F430")}
 RGB_SOFTENING = 1e-4       # calibrated units (Eq. 3.2) per pixel: ~3x the r-band sky rms
 RGB_SATURATION = 0.05      # the peak of an r ~ 14.5 star at 1.3" seeing
+INPUTS = {"12band": BANDS, "5band": ("u", "g", "r", "i", "z"), "rgb": tuple(RGB_GROUPS)}
+SIMULATOR_VERSION = 1      # bump when the sky changes: cached skies are then rendered again
 
 
 @dataclass
@@ -237,6 +249,43 @@ def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = 
                          .assign(field=np.arange(n) // FIELD_SIZE)], axis=1)
     catalog.attrs["bands"] = list(BANDS)
     return Sky(images, catalog)
+
+
+def cached_sky(n: int, seed: int = 0, *, progress: bool = True, root: Path | None = None) -> Sky:
+    """:func:`simulate_sky`, rendered once and then read from ``<root>/splus/`` (default: the explorer's cache)."""
+    folder = Path(root or cache_dir()) / "splus" / f"v{SIMULATOR_VERSION}-n{n}-seed{seed}"
+    try:
+        catalog = pd.read_parquet(folder / "catalog.parquet")
+        images = np.load(folder / "stamps.npy", mmap_mode="r", allow_pickle=False)
+        if images.shape != (n, len(BANDS), STAMP_PIXELS, STAMP_PIXELS) or len(catalog) != n:
+            raise ValueError(f"stamps {images.shape} for {len(catalog)} rows")
+        catalog.attrs["bands"] = json.loads((folder / "bands.json").read_text())
+        return Sky(images, catalog)
+    except (OSError, ValueError) as e:
+        if folder.exists() and progress:
+            print(f"the simulated sky {folder.name} is damaged ({e}); rendering it again")
+    sky = simulate_sky(n, seed, progress=progress)
+    with atomic_directory(folder) as tmp:
+        np.save(tmp / "stamps.npy", sky.images)
+        sky.catalog.to_parquet(tmp / "catalog.parquet", index=False)
+        (tmp / "bands.json").write_text(json.dumps(sky.catalog.attrs["bands"]))
+    return sky
+
+
+def observe(sky: Sky, inputs: str = "12band", pixels: int = 32) -> tuple[np.ndarray, list[str]]:
+    """Paper 2's input ``inputs`` (:data:`INPUTS`) of every source, with its crop: float32 [N, C, pixels, pixels]
+    and the channel names. The RGB composite is made from the calibrated 12 bands before the crop, as S-PLUS's
+    pipeline made its colour images from whole fields."""
+    if inputs not in INPUTS:
+        raise InputError(f"input must be one of {', '.join(INPUTS)}, got {inputs!r}")
+    catalog = sky.catalog
+    if inputs == "rgb":
+        zero_points = catalog[[f"zp_{b}" for b in BANDS]].to_numpy(np.float64)
+        images = rgb_composite(calibrate(sky.images, zero_points)).astype(np.float32)
+    else:
+        images = np.asarray(sky.images[:, [BANDS.index(b) for b in INPUTS[inputs]]])
+    fwhm = np.nan_to_num(catalog["fwhm_arcsec"].to_numpy(np.float64), nan=0.0)  # no size measured: the 32 px
+    return fwhm_crop(images, fwhm, PIXEL_SCALE_ARCSEC, pixels), list(INPUTS[inputs])
 
 
 def columns() -> dict:

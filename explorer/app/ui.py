@@ -578,14 +578,18 @@ def neighbour_controls(prefix: str) -> tuple[int, float | None]:
 
 
 def source_panel(bundle: Bundle, row: int, display: Display = Display()) -> None:
-    """A source's thumbnail, a closer look, links out and its properties."""
-    st.image(to_rgb(bundle.thumbnails[row], display), caption=str(bundle.catalog["id"].iat[row]), width="stretch")
+    """A source's thumbnail (in any band of a multi-band bundle), a closer look, links out and its properties."""
+    choices = views.band_choices(bundle)
+    band = st.selectbox("Band", choices, key="source.band", help="the colour thumbnail, or one filter on its own "
+                        "(each band stretched to its own peak)") if choices else views.COMPOSITE
+    thumbnail = views.band_thumbnail(bundle, row, band)
+    caption = str(bundle.catalog["id"].iat[row]) + ("" if band == views.COMPOSITE else f" · {band}")
+    st.image(to_rgb(thumbnail, display), caption=caption, width="stretch")
     cut = views.crop_note(bundle, row)
     if cut:
         st.warning(cut, icon=":material/crop:")
     with st.popover("Closer look", icon=":material/zoom_in:"):
-        st.image(views.enlarged(bundle.thumbnails[row], display), width=560,
-                 caption=views.cutout_caption(bundle, display))
+        st.image(views.enlarged(thumbnail, display), width=560, caption=views.cutout_caption(bundle, display))
     ra, dec = (float(bundle.catalog[c].iat[row]) for c in ("ra", "dec"))
     st.markdown(" · ".join(f"[{LINK_TITLES[name]}]({url})" for name, url in source_links(ra, dec).items() if url))
     st.dataframe(views.properties_table(bundle, row), hide_index=True, width="stretch")

@@ -136,6 +136,21 @@ def crop_note(bundle, row: int) -> str | None:
             "the thumbnail and the embedding, so its neighbours may match only its centre.")
 
 
+COMPOSITE = "colour composite"
+
+
+def band_choices(bundle) -> list[str]:
+    """The band switcher's options: the bundle's own thumbnail, then each band, when the bundle keeps them."""
+    return [] if bundle.band_thumbnails is None else [COMPOSITE, *bundle.manifest.data.bands]
+
+
+def band_thumbnail(bundle, row: int, band: str = COMPOSITE) -> np.ndarray:
+    """Source ``row``'s thumbnail in ``band`` (grey levels, shown through the colour map), or the bundle's own."""
+    if band == COMPOSITE or bundle.band_thumbnails is None:
+        return bundle.thumbnails[row]
+    return np.asarray(bundle.band_thumbnails[row, list(bundle.manifest.data.bands).index(band)])
+
+
 def enlarged(thumbnail: np.ndarray, display: Display, pixels: int = 560) -> np.ndarray:
     """A thumbnail colour-mapped under the display and scaled up without smoothing (each pixel stays a pixel)."""
     from PIL import Image

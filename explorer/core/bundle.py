@@ -8,6 +8,7 @@ A bundle is a folder::
     map.npy            float32 [N, 2], UMAP coordinates
     index.faiss        cosine-similarity index over the embeddings
     thumbnails.npy     uint8 [N, H, W] or [N, H, W, 3]
+    band_thumbnails.npy  optional, multi-band data: uint8 [N, C, H, W], each band on its own (the band switcher)
     pca.npz            PCA mean and components as plain arrays (no pickles anywhere)
     encoder.safetensors  optional: encoder weights for out-of-sample queries and fine-tuning
     predictions/<name>.parquet + <name>.json  optional sidecars written by heads: extra row-aligned
@@ -37,9 +38,10 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy", "index.faiss", "thumbnails.npy")
 ENCODER_FILE = "encoder.safetensors"
 PCA_FILE = "pca.npz"
+BAND_THUMBNAILS_FILE = "band_thumbnails.npy"
 PREDICTIONS_DIR = "predictions"
 LABELS_FILE = "labels.parquet"
-CHECKSUMMED_FILES = (*REQUIRED_FILES[1:], PCA_FILE, ENCODER_FILE)
+CHECKSUMMED_FILES = (*REQUIRED_FILES[1:], PCA_FILE, ENCODER_FILE, BAND_THUMBNAILS_FILE)
 FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024  # files up to this size are hashed at every open; larger ones on demand
 
 
@@ -161,6 +163,7 @@ class Bundle:
     map_xy: np.ndarray
     thumbnails: np.ndarray          # memory-mapped
     index: faiss.Index
+    band_thumbnails: np.ndarray | None = None   # memory-mapped [N, C, H, W], multi-band bundles
     notes: list[str] = field(default_factory=list)   # repairs made when the bundle was opened
     prediction_columns: list[str] = field(default_factory=list)  # columns appended from heads' sidecars
     _encoder: object = field(default=None, repr=False)
@@ -248,7 +251,11 @@ def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
         thumbnails = np.load(path / "thumbnails.npy", mmap_mode=mode, allow_pickle=False)
     with reading(path / "index.faiss", "FAISS index"):
         index = faiss.read_index(str(path / "index.faiss"))
-    bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index)
+    band_thumbnails = None
+    if (path / BAND_THUMBNAILS_FILE).is_file():
+        with reading(path / BAND_THUMBNAILS_FILE, "array"):
+            band_thumbnails = np.load(path / BAND_THUMBNAILS_FILE, mmap_mode=mode, allow_pickle=False)
+    bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index, band_thumbnails)
     if repaired:
         bundle.notes.append(repaired)
     _validate(bundle)
@@ -366,6 +373,11 @@ def _validate(b: Bundle) -> None:
         raise InputError(f"{where}: map.npy must be [N, 2], got {b.map_xy.shape}")
     if b.thumbnails.dtype != np.uint8 or b.thumbnails.ndim not in (3, 4):
         raise InputError(f"{where}: thumbnails.npy must be uint8 [N, H, W(, 3)], got {b.thumbnails.dtype} {b.thumbnails.shape}")
+    bands = b.band_thumbnails
+    if bands is not None and (bands.dtype != np.uint8 or bands.shape[:2] != (n, len(b.manifest.data.bands))
+                              or bands.ndim != 4):
+        raise InputError(f"{where}: {BAND_THUMBNAILS_FILE} must be uint8 [N, bands, H, W] = [{n}, "
+                         f"{len(b.manifest.data.bands)}, H, W], got {bands.dtype} {bands.shape}")
     ra, dec = (pd.to_numeric(b.catalog[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90))
     if bad.any():
@@ -383,7 +395,7 @@ def _validate(b: Bundle) -> None:
 def write_bundle(out: str | Path, *, manifest: Manifest, catalog: pd.DataFrame, embeddings: np.ndarray,
                  map_xy: np.ndarray, thumbnails: np.ndarray, index: faiss.Index,
                  pca_mean: np.ndarray, pca_components: np.ndarray,
-                 encoder_state: dict | None = None) -> Path:
+                 encoder_state: dict | None = None, band_thumbnails: np.ndarray | None = None) -> Path:
     """Write every file of a bundle into a temporary folder, then rename it into place.
 
     The manifest's name, creation time, N, D and file checksums are filled in here.
@@ -399,6 +411,8 @@ def write_bundle(out: str | Path, *, manifest: Manifest, catalog: pd.DataFrame, 
         np.save(tmp / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
         np.save(tmp / "map.npy", np.ascontiguousarray(map_xy, dtype=np.float32))
         np.save(tmp / "thumbnails.npy", np.ascontiguousarray(thumbnails, dtype=np.uint8))
+        if band_thumbnails is not None:
+            np.save(tmp / BAND_THUMBNAILS_FILE, np.ascontiguousarray(band_thumbnails, dtype=np.uint8))
         np.savez(tmp / PCA_FILE, mean=pca_mean.astype(np.float32), components=pca_components.astype(np.float32))
         faiss.write_index(index, str(tmp / "index.faiss"))
         if encoder_state is not None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: the map pages start fas
     import torch
 
 
-SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh", "max")
+SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh", "max", "uint8")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class Preprocessing:
     """How survey pixels become encoder input; recorded in the manifest and used alike for training,
     embedding and queries. ``low``/``high``/``choices`` are checked when a training config loads.
 
-    Scalings (after NaN -> 0; all but ``calibrated`` and ``max`` first zero the pixels below the noise floor):
+    Scalings (after NaN -> 0; all but ``calibrated``, ``max`` and ``uint8`` first zero the pixels below the noise
+    floor):
 
     - ``peak`` (paper 1, the default): each band divided by its own peak -> [0, 1];
     - ``peak_all_bands``: every band divided by the image's brightest pixel, so colours survive;
@@ -37,7 +38,9 @@ class Preprocessing:
       no other normalisation;
     - ``asinh``: ``peak_all_bands``, then asinh(x / a) / asinh(1 / a) with a = ``asinh_softening``;
     - ``max`` (paper 5): each band divided by its maximum, with no noise floor (the noise stays, as in the
-      paper's lens images).
+      paper's lens images);
+    - ``uint8`` (paper 2's RGB input): 8-bit colour composites divided by 255, so every image keeps the one
+      stretch it was made with.
     """
     clip_sigma: float = field(default=3.0, metadata={"low": 0.0, "high": 100.0})  # floor: median + clip_sigma * sigma
     crop_pixels: int = field(default=70, metadata={"low": 8, "high": 4096})      # centre crop the encoder sees (paper 1)
@@ -110,6 +113,8 @@ def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation
         zp = np.asarray(params.zero_points if zero_points is None else zero_points, dtype=np.float64)
         factor = 10 ** (5 - 0.4 * zp) / params.pixel_scale_arcsec ** 2
         x *= np.broadcast_to(factor, (len(x), x.shape[1]))[..., None, None].astype(np.float32)
+    elif params.scaling == "uint8":
+        np.clip(x / 255.0, 0.0, 1.0, out=x)
     elif params.scaling == "max":
         peak = x.max(axis=(-2, -1), keepdims=True)
         np.divide(x, peak, out=x, where=peak > 0)
@@ -184,6 +189,15 @@ LUPTON_STRETCH, LUPTON_Q = 0.05, 8.0
 
 def asinh_stretch(x: np.ndarray, softening: float = ASINH_SOFTENING) -> np.ndarray:
     return np.arcsinh(np.clip(x, 0, 1) / softening) / np.arcsinh(1 / softening)
+
+
+def band_thumbnails(preprocessed: np.ndarray) -> np.ndarray:
+    """uint8 [N, C, H, W]: every band of every image on its own, divided by its peak and stretched like a
+    single-band thumbnail (the source panel's band switcher: what the source looks like in each filter)."""
+    x = np.clip(as_nchw(preprocessed).astype(np.float32), 0, None)
+    peak = x.max(axis=(-2, -1), keepdims=True)
+    x = np.divide(x, peak, out=np.zeros_like(x), where=peak > 0)
+    return np.round(asinh_stretch(x) * 255).astype(np.uint8)
 
 
 def to_thumbnails(preprocessed: np.ndarray, bands=None) -> np.ndarray:
