@@ -167,3 +167,13 @@ def test_thumbnails_of_bands_with_g_r_i_are_lupton_composites_of_i_r_g():
     assert rgb[2].max() == 0
     # Without band names (or without g, r, i) the first three channels show, as before.
     assert to_thumbnails(cube)[2, 4, 4, 0] > 0
+
+
+def test_rendering_in_parallel_gives_the_same_sky(monkeypatch):
+    monkeypatch.setattr(splus, "FIELD_SIZE", 2)
+    monkeypatch.setattr(splus, "PARALLEL_MIN_SOURCES", 10 ** 9)
+    serial = splus.simulate_sky(8, seed=3, progress=False)
+    monkeypatch.setattr(splus, "PARALLEL_MIN_SOURCES", 4)                # two processes, four fields
+    parallel = splus.simulate_sky(8, seed=3, progress=False)
+    np.testing.assert_array_equal(parallel.images, serial.images)
+    assert parallel.catalog.equals(serial.catalog)

@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,7 @@ RGB_GROUPS = {"R": ("r", "F660", "i", "F861", "z"), "G": ("g", "F515"), "B": ("u
 RGB_SOFTENING = 1e-4       # calibrated units (Eq. 3.2) per pixel: ~3x the r-band sky rms
 RGB_SATURATION = 0.05      # the peak of an r ~ 14.5 star at 1.3" seeing
 INPUTS = {"12band": BANDS, "5band": ("u", "g", "r", "i", "z"), "rgb": tuple(RGB_GROUPS)}
+PARALLEL_MIN_SOURCES = 500  # a process per core when each gets at least this many sources
 SIMULATOR_VERSION = 1      # bump when the sky changes: cached skies are then rendered again
 
 
@@ -223,6 +225,21 @@ def rgb_composite(calibrated: np.ndarray) -> np.ndarray:
     return np.round(np.clip(stretched, 0, 1) * 255).astype(np.uint8)
 
 
+def _observe_field(sources: pd.DataFrame, field: pd.Series, seed: int, start: int, noise: bool
+                   ) -> tuple[np.ndarray, list[dict]]:
+    """The stamps and sep measurements of one field's sources (rows ``start``... of the sky)."""
+    zps = field[[f"zp_{b}" for b in BANDS]].to_numpy(float)
+    rms = [noise_adu(DEPTHS_5SIGMA[b], field[f"zp_{b}"], field[f"fwhm_{b}"]) for b in BANDS] if noise else [0.0] * 12
+    images = np.empty((len(sources), len(BANDS), STAMP_PIXELS, STAMP_PIXELS), np.float32)
+    measured = []
+    for j in range(len(sources)):
+        images[j] = render(sources.iloc[j], field, np.random.default_rng([seed, 1, start + j]), noise=noise)
+        mags, errors, fwhm = measure(images[j], zps, rms)
+        measured.append({"fwhm_arcsec": fwhm, **{f"mag_{b}": m for b, m in zip(BANDS, mags)},
+                         **{f"mag_err_{b}": e for b, e in zip(BANDS, errors)}})
+    return images, measured
+
+
 def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = True) -> Sky:
     """``n`` sources: their 12-band stamps and a catalogue of truth, observation and sep measurements."""
     if n < 1:
@@ -230,16 +247,26 @@ def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = 
     rng = np.random.default_rng(seed)
     sources = draw_sources(n, rng)
     fields = draw_fields(-(-n // FIELD_SIZE), rng)
-    images = np.empty((n, len(BANDS), STAMP_PIXELS, STAMP_PIXELS), np.float32)
-    measured = []
-    for i in tqdm(range(n), desc="rendering 12-band stamps", unit="source", disable=not progress):
-        field = fields.iloc[i // FIELD_SIZE]
-        zps = field[[f"zp_{b}" for b in BANDS]].to_numpy(float)
-        rms = [noise_adu(DEPTHS_5SIGMA[b], field[f"zp_{b}"], field[f"fwhm_{b}"]) for b in BANDS] if noise else [0.0] * 12
-        images[i] = render(sources.iloc[i], field, np.random.default_rng([seed, 1, i]), noise=noise)
-        mags, errors, fwhm = measure(images[i], zps, rms)
-        measured.append({"fwhm_arcsec": fwhm, **{f"mag_{b}": m for b, m in zip(BANDS, mags)},
-                         **{f"mag_err_{b}": e for b, e in zip(BANDS, errors)}})
+    starts = range(0, n, FIELD_SIZE)
+    jobs = [(sources.iloc[a:a + FIELD_SIZE], fields.iloc[k], seed, a, noise) for k, a in enumerate(starts)]
+    workers = min(os.cpu_count() or 1, n // PARALLEL_MIN_SOURCES)
+    bar = tqdm(total=n, desc="rendering 12-band stamps", unit="source", disable=not progress)
+    done = []
+    if workers > 1:  # sources are independent (each its own generator), so the result is the same in parallel
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for out in pool.map(_observe_field, *zip(*jobs)):
+                done.append(out)
+                bar.update(len(out[1]))
+    else:
+        for job in jobs:
+            done.append(_observe_field(*job))
+            bar.update(len(done[-1][1]))
+    bar.close()
+    images = np.concatenate([d[0] for d in done])
+    measured = [row for d in done for row in d[1]]
     ra = rng.uniform(*STRIPE_82["ra"], n) % 360
     dec = np.degrees(np.arcsin(rng.uniform(*np.sin(np.radians(STRIPE_82["dec"])), n)))
     positions = pd.DataFrame({"id": [f"SPLUS{seed:03d}-{i:06d}" for i in range(n)], "ra": np.round(ra, 6),
