@@ -1,7 +1,7 @@
 """Paper 2's study in one command: the magnitude pretext on 12-band, 5-band and RGB inputs, then star / galaxy /
 quasar with few labels, frozen and fine-tuned.
 
-    python -m training.splus_study --out runs/splus-study                       # the CPU default (~25 min)
+    python -m training.splus_study --out runs/splus-study                       # the CPU default (~22 min)
     python -m training.splus_study --config configs/splus_study_gpu.yaml --out runs/splus-gpu --device cuda
 
 Steps, each resumed when the command is run again: simulate the S-PLUS-like sky (:mod:`training.splus`; a
