@@ -37,7 +37,7 @@ from explorer.core.atomic import atomic_directory
 from explorer.core.errors import InputError
 from explorer.core.fitsio import CATALOG_FILE, file_columns, read_catalog_csv
 from explorer.core.preprocess import Preprocessing, preprocess
-from training.data import data_folder, load_data, mixed_parts, parse_sim_spec
+from training.data import SourceSet, data_folder, load_data, mixed_parts, parse_sim_spec
 
 CACHE_VERSION = 1
 CHUNK = 2048  # images preprocessed at a time while a cache is built
@@ -153,6 +153,15 @@ def row_zero_points(catalog: pd.DataFrame, bands: list[str], params: Preprocessi
     if params.scaling != "calibrated" or not set(columns) <= set(catalog.columns):
         return None
     return catalog[columns].to_numpy(dtype=np.float64)
+
+
+def preprocess_rows(data: SourceSet, rows=None, params: Preprocessing = Preprocessing(), *,
+                    margin_for_rotation: bool = False) -> np.ndarray:
+    """:func:`preprocess` of ``data``'s images at ``rows`` (all when None), each with its own zero points."""
+    catalog, images = (data.catalog, data.images) if rows is None else (data.catalog.iloc[rows], data.images[rows])
+    bands = data.catalog.attrs.get("bands") or []
+    return preprocess(images, params, margin_for_rotation=margin_for_rotation,
+                      zero_points=row_zero_points(catalog, bands, params))
 
 
 def _open(folder: Path, key: dict) -> Cutouts:

@@ -40,11 +40,11 @@ from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
 from explorer.core.fitsio import CATALOG_FILE, COLUMNS_FILE, KNOWN_COLUMNS, file_columns, read_catalog_csv
-from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, band_thumbnails, centre_crop, preprocess, to_thumbnails
+from explorer.core.preprocess import ASINH_SOFTENING, COLORMAP, band_thumbnails, centre_crop, to_thumbnails
 from explorer.core.search import ANOMALY_K, PERCENTILES, build_index, neighbourhood, place_on_map
 from explorer.core.surveys import FIRST
 from training.data import SourceSet, load_data
-from training.dataset import open_cutouts, row_zero_points
+from training.dataset import open_cutouts, preprocess_rows
 from training.options import MapConfig, checked
 from training.quality import SIZE_COLUMNS, baseline_report, compare_with_baselines, map_organisation
 from training.train import CHECKPOINT, encoder_from_checkpoint, load_checkpoint
@@ -195,7 +195,7 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
                             pixel_scale_arcsec=config.data.pixel_scale_arcsec, progress=progress)
         catalog, columns, skipped = source.catalog, source.columns, source.skipped
         bands = list(catalog.attrs.get("bands") or [f"band{i}" for i in range(source.images.shape[1])])
-        pre = preprocess(source.images, params, zero_points=row_zero_points(catalog, bands, params))
+        pre = preprocess_rows(source, None, params)
     if skipped:
         print(f"skipped {len(skipped)} unreadable image(s), e.g. {skipped[0][0]}: {skipped[0][1]}")
     embeddings = embed(encoder, pre, params, batch_size=batch_size, device=resolve_device(device), progress=progress)

@@ -41,9 +41,8 @@ from training import cli
 from explorer.core.headplots import learning_curve_figure
 from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, filter_rows, fit_head, headline, \
     label_set, score, split_labels, summarise
-from explorer.core.preprocess import preprocess
 from training.data import load_data
-from training.dataset import row_zero_points
+from training.dataset import preprocess_rows
 from training.finetune import (FinetuneRecipe, build_model, bundle_encoder, bundle_images,
                                finetune, fresh_encoder, predict_images, recipe_from)
 from training.quality import encoder_features, pixel_features, random_init_encoder
@@ -87,9 +86,7 @@ def external_test_set(spec: str, bundle: Bundle, task: Task, expression: str | N
             raise InputError(f"--test-data has classes the bundle's labels lack: {', '.join(unknown)}")
         y = np.searchsorted(np.asarray(task.classes), np.asarray(labels.task.classes)[labels.y])
     params = bundle.preprocessing()
-    zero_points = row_zero_points(data.catalog.iloc[labels.rows], data.catalog.attrs.get("bands") or [], params)
-    images = torch.from_numpy(preprocess(data.images[labels.rows], params, margin_for_rotation=True,
-                                         zero_points=zero_points))
+    images = torch.from_numpy(preprocess_rows(data, labels.rows, params, margin_for_rotation=True))
     features = None if need_images else embed(bundle.encoder(), images, params, device=device,
                                               desc="embedding test data")
     return HeldOut(y, features=features, images=images, source=spec)

@@ -43,10 +43,10 @@ from training import cli
 from explorer.core.jobfile import JobFile
 from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_new_name, loss_function, outputs_for,
                             prepare, publish, score)
-from explorer.core.preprocess import Preprocessing, encoder_input, preprocess
+from explorer.core.preprocess import Preprocessing, encoder_input
 from training.augment import AugmentConfig, augment
 from training.data import load_data
-from training.dataset import row_zero_points
+from training.dataset import preprocess_rows
 from training.train import encoder_from_checkpoint, learning_rate, load_checkpoint
 
 CANCELLED_EXIT = 128 + signal.SIGTERM
@@ -244,9 +244,7 @@ def bundle_images(bundle: Bundle, *, progress: bool = True, on_progress=None) ->
         raise InputError(f"{len(missing)} bundle source(s) are not in the data {spec!r} (e.g. {missing[0]}); "
                          "the bundle was built from other data")
     rows = [position[i] for i in ids]
-    params = bundle.preprocessing()
-    zero_points = row_zero_points(source.catalog.iloc[rows], source.catalog.attrs.get("bands") or [], params)
-    return torch.from_numpy(preprocess(source.images[rows], params, margin_for_rotation=True, zero_points=zero_points))
+    return torch.from_numpy(preprocess_rows(source, rows, bundle.preprocessing(), margin_for_rotation=True))
 
 
 def bundle_encoder(bundle: Bundle, checkpoint: str | Path | None = None) -> nn.Module:

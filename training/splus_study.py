@@ -171,8 +171,8 @@ def binned_accuracy(correct: np.ndarray, by: np.ndarray, size: int) -> list[dict
 
 
 def run_study(study: SplusStudyConfig, out: Path, *, device: str = "auto", progress: bool = True) -> dict:
-    from training.data import load_data
     from training.embed import embed_once
+    from training.splus import cached_sky
     from training.train import train
 
     out = Path(out)
@@ -195,8 +195,7 @@ def run_study(study: SplusStudyConfig, out: Path, *, device: str = "auto", progr
               **{f"{i} random-init frozen": at_most_labels(frozen[i], f"random-init {head}") for i in INPUTS},
               "pixels frozen": at_most_labels(frozen["12band"], f"pixels {head}"),
               "12band from scratch": at_most_labels(finetuned["12band"], "supervised")}
-    test_catalog = load_data(tests["12band"], pixels=recipes["12band"].data.pixels, pixel_scale_arcsec=0.55,
-                             progress=False).catalog
+    test_catalog = cached_sky(study.test_sources, study.test_seed, progress=False).catalog  # every input's rows
     truth = label_set(test_catalog, LABEL)
     if list(truth.task.classes) != models["12band frozen"]["classes"]:
         raise InputError(f"the test sky's classes {truth.task.classes} differ from the training sky's")
