@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_path, check_output_folder, write_json
-from explorer.core.backbones import ARCHITECTURES
+from explorer.core.backbones import IMAGE_ARCHITECTURES
 from explorer.core.detector import INPUTS, DetectorConfig, build_detector, needs_infrared, render_input
 from explorer.core.encoder import resolve_device
 from explorer.core.errors import InputError, cli_entry
@@ -41,7 +41,7 @@ MARKER = "detector.json"       # the network's config: tells the explorer this f
 
 @dataclass
 class NetworkRecipe:
-    architecture: str = limited("resnet18", choices=ARCHITECTURES)
+    architecture: str = limited("resnet18", choices=IMAGE_ARCHITECTURES)
     input: str = limited("D1", choices=INPUTS)
     input_size: int = limited(264, 64, 1200)     # the 132-px field upscaled to this (paper: 600)
     fpn_channels: int = limited(128, 8)

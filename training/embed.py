@@ -34,7 +34,7 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from explorer.core.atomic import atomic_directory, check_output_folder, scratch_folder, write_json
-from explorer.core.bundle import (BAND_THUMBNAILS_FILE, DataInfo, EncoderInfo, Manifest, is_bundle, load_bundle,
+from explorer.core.bundle import (BAND_THUMBNAILS_FILE, ENCODER_INPUTS_FILE, DataInfo, EncoderInfo, Manifest, is_bundle, load_bundle,
                                   sha256_file, unique_ids, write_bundle)
 from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import InputError, cli_entry
@@ -58,6 +58,7 @@ PLACEMENT_K = 5           # fitted neighbours whose map positions place each rem
 CHUNK = 100_000
 SHARD_FILE = "shard.json"
 BAND_THUMBNAILS_MAX_BYTES = 2 * 1024 ** 3   # per shard: a band switcher is not worth more than this
+ENCODER_INPUTS_MAX_BYTES = 512 * 1024 ** 2  # per shard: larger catalogues re-read their images for occlusion maps
 
 
 def fit_map(embeddings: np.ndarray, pca_components: int, n_neighbors: int, min_dist: float, seed: int, *,
@@ -205,6 +206,8 @@ def embed_shard(checkpoint: str | Path, data_spec: str, out: str | Path, *, shar
         np.save(tmp / "thumbnails.npy", to_thumbnails(np.asarray(pre), bands))
         if len(bands) > 1 and len(catalog) * pre[0].size <= BAND_THUMBNAILS_MAX_BYTES:
             np.save(tmp / BAND_THUMBNAILS_FILE, band_thumbnails(np.asarray(pre)))
+        if len(catalog) * pre[0].size * 4 <= ENCODER_INPUTS_MAX_BYTES:
+            np.save(tmp / ENCODER_INPUTS_FILE, np.asarray(pre, dtype=np.float32))
         write_json(tmp / SHARD_FILE, {**wanted, "checkpoint": str(ckpt_file.resolve()), "epochs_trained": int(state["epoch"]),
                                       "n": len(catalog), "skipped": len(skipped), "columns": columns, "bands": bands,
                                       "pixel_scale_arcsec": config.data.pixel_scale_arcsec})
@@ -276,6 +279,17 @@ def _baselines(embeddings, catalog: pd.DataFrame, data_spec: str, config, state:
                                   config.encoder.architecture, config.seed, checkpoint=state)
 
 
+def exported_head(state: dict, config) -> dict | None:
+    """The weights of the submodule the method exports to the bundle (``Method.exported_head``), or None."""
+    from training.methods import method_class
+
+    name = method_class(config.method).exported_head
+    if name is None:
+        return None
+    prefix = f"{name}."
+    return {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+
+
 def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConfig(), overwrite: bool = False,
                  baselines: bool = True, progress: bool = True) -> Path:
     """One bundle from the shard folders of one catalogue: PCA, map and index over all of them.
@@ -312,9 +326,9 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
             print(f"warning: {renamed} duplicate source id(s) were made unique with a #2, #3... suffix")
         embeddings = _concatenate([p / "embeddings.npy" for p, _ in shards], work / "embeddings.npy")
         thumbnails = _concatenate([p / "thumbnails.npy" for p, _ in shards], work / "thumbnails.npy")
-        per_band = None
-        if all((p / BAND_THUMBNAILS_FILE).is_file() for p, _ in shards):
-            per_band = _concatenate([p / BAND_THUMBNAILS_FILE for p, _ in shards], work / BAND_THUMBNAILS_FILE)
+        per_band, inputs = (_concatenate([p / name for p, _ in shards], work / name)
+                            if all((p / name).is_file() for p, _ in shards) else None
+                            for name in (BAND_THUMBNAILS_FILE, ENCODER_INPUTS_FILE))
         stages = tqdm(total=4, desc="map, index, bundle", disable=not progress, unit="stage")
         map_xy, pca, umap_params = fit_map(embeddings, map_config.pca_components, map_config.umap_neighbors,
                                            map_config.umap_min_dist, config.seed, progress=progress)
@@ -330,12 +344,14 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         stages.update()
         params, enc = config.preprocessing, config.encoder
         bands = first.get("bands", ["image"])
+        head = exported_head(state, config)
         manifest = Manifest(
             description=f"{config.method.upper()} {enc.architecture} trained on {first['data']}",
             encoder=EncoderInfo(architecture=enc.architecture, in_channels=enc.in_channels,
                                 feature_dim=int(embeddings.shape[1]), input_pixels=params.input_pixels,
                                 ssl_method=config.method, epochs_trained=int(state["epoch"]),
-                                checkpoint_sha256=first["checkpoint_sha256"], preprocessing=params.to_dict()),
+                                checkpoint_sha256=first["checkpoint_sha256"], preprocessing=params.to_dict(),
+                                band_classifier_hidden=int(head["0.weight"].shape[0]) if head else 0),
             data=DataInfo(spec=first["data"], survey=survey_of(first["data"]), pixels=config.data.pixels,
                           pixel_scale_arcsec=config.data.pixel_scale_arcsec,
                           bands=bands, band_pixel_scales_arcsec={b: config.data.pixel_scale_arcsec for b in bands},
@@ -353,10 +369,11 @@ def merge_shards(shard_dirs, out: str | Path, *, map_config: MapConfig = MapConf
         )
         path = write_bundle(out, manifest=manifest, catalog=catalog, embeddings=embeddings, map_xy=map_xy,
                             thumbnails=thumbnails, index=index, pca_mean=pca.mean_, pca_components=pca.components_,
-                            encoder_state=encoder.state_dict(), band_thumbnails=per_band)
+                            encoder_state=encoder.state_dict(), band_thumbnails=per_band, band_classifier_state=head,
+                            encoder_inputs=inputs)
         stages.update()
         stages.close()
-        del embeddings, thumbnails, per_band  # release the memory maps before their folder goes
+        del embeddings, thumbnails, per_band, inputs  # release the memory maps before their folder goes
     return path
 
 

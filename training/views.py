@@ -41,6 +41,14 @@ def single_image(batch: dict, config, rng: torch.Generator, share: slice, total:
     return {**batch, "views": (encoder_input(batch["images"], config.preprocessing),)}
 
 
+@view_maker("single_bands")
+def single_bands(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
+    """Every band of every image as a one-band image [B * C, 1, H, W], labelled with its band's index (paper 4)."""
+    x = encoder_input(batch["images"], config.preprocessing)
+    bands = torch.arange(x.shape[1], device=x.device).repeat(len(x))
+    return {**batch, "views": (x.reshape(-1, 1, *x.shape[-2:]),), "band_labels": bands}
+
+
 @view_maker("simulated_pairs")
 def simulated_pairs(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
     """The simulator's two renderings of each source, as they are (LenSiam: the pair shares the lens mass, and

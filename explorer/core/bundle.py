@@ -9,6 +9,8 @@ A bundle is a folder::
     index.faiss        cosine-similarity index over the embeddings
     thumbnails.npy     uint8 [N, H, W] or [N, H, W, 3]
     band_thumbnails.npy  optional, multi-band data: uint8 [N, C, H, W], each band on its own (the band switcher)
+    encoder_inputs.npy  optional: float32 [N, C, s, s], the preprocessed crops the encoder embedded (occlusion maps)
+    band_classifier.safetensors  optional: paper 4's pretext band classifier (band_prediction bundles)
     pca.npz            PCA mean and components as plain arrays (no pickles anywhere)
     encoder.safetensors  optional: encoder weights for out-of-sample queries and fine-tuning
     predictions/<name>.parquet + <name>.json  optional sidecars written by heads: extra row-aligned
@@ -39,9 +41,12 @@ REQUIRED_FILES = ("manifest.json", "catalog.parquet", "embeddings.npy", "map.npy
 ENCODER_FILE = "encoder.safetensors"
 PCA_FILE = "pca.npz"
 BAND_THUMBNAILS_FILE = "band_thumbnails.npy"
+ENCODER_INPUTS_FILE = "encoder_inputs.npy"
+BAND_CLASSIFIER_FILE = "band_classifier.safetensors"   # paper 4's pretext classifier (band_prediction bundles)
 PREDICTIONS_DIR = "predictions"
 LABELS_FILE = "labels.parquet"
-CHECKSUMMED_FILES = (*REQUIRED_FILES[1:], PCA_FILE, ENCODER_FILE, BAND_THUMBNAILS_FILE)
+CHECKSUMMED_FILES = (*REQUIRED_FILES[1:], PCA_FILE, ENCODER_FILE, BAND_THUMBNAILS_FILE, BAND_CLASSIFIER_FILE,
+                     ENCODER_INPUTS_FILE)
 FULL_CHECK_MAX_BYTES = 64 * 1024 * 1024  # files up to this size are hashed at every open; larger ones on demand
 
 
@@ -78,6 +83,7 @@ class EncoderInfo:
     ssl_method: str = ""
     epochs_trained: int = 0
     checkpoint_sha256: str = ""
+    band_classifier_hidden: int = 0     # > 0 when the bundle carries BAND_CLASSIFIER_FILE
 
 
 @dataclass
@@ -142,7 +148,7 @@ class Manifest:
 
 
 def _section(cls, values: dict, where: str):
-    checks = {"architecture": str, "in_channels": int, "feature_dim": int, "input_pixels": int,
+    checks = {"architecture": str, "in_channels": int, "feature_dim": int, "input_pixels": int, "band_classifier_hidden": int,
               "preprocessing": dict, "spec": str, "pixels": int, "bands": list, "band_pixel_scales_arcsec": dict}
     for key, kind in checks.items():
         if key in values and not isinstance(values[key], kind):
@@ -164,6 +170,7 @@ class Bundle:
     thumbnails: np.ndarray          # memory-mapped
     index: faiss.Index
     band_thumbnails: np.ndarray | None = None   # memory-mapped [N, C, H, W], multi-band bundles
+    encoder_inputs: np.ndarray | None = None    # memory-mapped float32 [N, C, s, s] (preprocess() output)
     notes: list[str] = field(default_factory=list)   # repairs made when the bundle was opened
     prediction_columns: list[str] = field(default_factory=list)  # columns appended from heads' sidecars
     _encoder: object = field(default=None, repr=False)
@@ -219,10 +226,32 @@ class Bundle:
             self._encoder = model.eval()
         return self._encoder
 
+    def band_classifier(self):
+        """Paper 4's pretext classifier (one band's features -> a logit per band) in eval mode, or None."""
+        enc = self.manifest.encoder
+        if enc is None or not enc.band_classifier_hidden or not (self.path / BAND_CLASSIFIER_FILE).exists():
+            return None
+        from safetensors.torch import load_file
+
+        from explorer.core.encoder import band_classifier
+
+        encoder = self.encoder()
+        model = band_classifier(encoder.band_dim, encoder.bands, enc.band_classifier_hidden)
+        with reading(self.path / BAND_CLASSIFIER_FILE, "band classifier weights"):
+            model.load_state_dict(load_file(self.path / BAND_CLASSIFIER_FILE))
+        return model.eval()
+
     def preprocessing(self):
         from explorer.core.preprocess import Preprocessing
 
         return Preprocessing.from_dict(self.manifest.encoder.preprocessing)
+
+
+def _optional_array(path: Path, mode):
+    if not path.is_file():
+        return None
+    with reading(path, "array"):
+        return np.load(path, mmap_mode=mode, allow_pickle=False)
 
 
 def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
@@ -251,11 +280,8 @@ def load_bundle(path: str | Path, *, mmap: bool = True) -> Bundle:
         thumbnails = np.load(path / "thumbnails.npy", mmap_mode=mode, allow_pickle=False)
     with reading(path / "index.faiss", "FAISS index"):
         index = faiss.read_index(str(path / "index.faiss"))
-    band_thumbnails = None
-    if (path / BAND_THUMBNAILS_FILE).is_file():
-        with reading(path / BAND_THUMBNAILS_FILE, "array"):
-            band_thumbnails = np.load(path / BAND_THUMBNAILS_FILE, mmap_mode=mode, allow_pickle=False)
-    bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index, band_thumbnails)
+    band_thumbnails, encoder_inputs = (_optional_array(path / f, mode) for f in (BAND_THUMBNAILS_FILE, ENCODER_INPUTS_FILE))
+    bundle = Bundle(path, manifest, catalog, embeddings, map_xy, thumbnails, index, band_thumbnails, encoder_inputs)
     if repaired:
         bundle.notes.append(repaired)
     _validate(bundle)
@@ -378,6 +404,11 @@ def _validate(b: Bundle) -> None:
                               or bands.ndim != 4):
         raise InputError(f"{where}: {BAND_THUMBNAILS_FILE} must be uint8 [N, bands, H, W] = [{n}, "
                          f"{len(b.manifest.data.bands)}, H, W], got {bands.dtype} {bands.shape}")
+    inputs, enc = b.encoder_inputs, b.manifest.encoder
+    if inputs is not None and (inputs.dtype != np.float32 or inputs.ndim != 4 or len(inputs) != n
+                               or (enc is not None and inputs.shape[1] != enc.in_channels)):
+        raise InputError(f"{where}: {ENCODER_INPUTS_FILE} must be float32 [N, channels, s, s] with N = {n}, "
+                         f"got {inputs.dtype} {inputs.shape}")
     ra, dec = (pd.to_numeric(b.catalog[c], errors="coerce").to_numpy(dtype=float) for c in ("ra", "dec"))
     bad = ~(np.isfinite(ra) & np.isfinite(dec) & (ra >= 0) & (ra <= 360) & (np.abs(dec) <= 90))
     if bad.any():
@@ -395,7 +426,8 @@ def _validate(b: Bundle) -> None:
 def write_bundle(out: str | Path, *, manifest: Manifest, catalog: pd.DataFrame, embeddings: np.ndarray,
                  map_xy: np.ndarray, thumbnails: np.ndarray, index: faiss.Index,
                  pca_mean: np.ndarray, pca_components: np.ndarray,
-                 encoder_state: dict | None = None, band_thumbnails: np.ndarray | None = None) -> Path:
+                 encoder_state: dict | None = None, band_thumbnails: np.ndarray | None = None,
+                 band_classifier_state: dict | None = None, encoder_inputs: np.ndarray | None = None) -> Path:
     """Write every file of a bundle into a temporary folder, then rename it into place.
 
     The manifest's name, creation time, N, D and file checksums are filled in here.
@@ -413,12 +445,15 @@ def write_bundle(out: str | Path, *, manifest: Manifest, catalog: pd.DataFrame, 
         np.save(tmp / "thumbnails.npy", np.ascontiguousarray(thumbnails, dtype=np.uint8))
         if band_thumbnails is not None:
             np.save(tmp / BAND_THUMBNAILS_FILE, np.ascontiguousarray(band_thumbnails, dtype=np.uint8))
+        if encoder_inputs is not None:
+            np.save(tmp / ENCODER_INPUTS_FILE, np.ascontiguousarray(encoder_inputs, dtype=np.float32))
         np.savez(tmp / PCA_FILE, mean=pca_mean.astype(np.float32), components=pca_components.astype(np.float32))
         faiss.write_index(index, str(tmp / "index.faiss"))
-        if encoder_state is not None:
-            from safetensors.torch import save_file
+        for state, name in ((encoder_state, ENCODER_FILE), (band_classifier_state, BAND_CLASSIFIER_FILE)):
+            if state is not None:
+                from safetensors.torch import save_file
 
-            save_file({k: v.detach().cpu().contiguous() for k, v in encoder_state.items()}, tmp / ENCODER_FILE)
+                save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, tmp / name)
         write_json(tmp / "manifest.json", replace(manifest, files=file_checksums(tmp)).to_dict())
         load_bundle(tmp)  # refuse to publish a bundle the explorer could not open
     return out

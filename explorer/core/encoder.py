@@ -22,6 +22,12 @@ def build_encoder(architecture: str = "resnet18", in_channels: int = 1) -> tuple
     return model, model.dim
 
 
+def band_classifier(band_dim: int, bands: int, hidden: int = 512) -> nn.Sequential:
+    """Paper 4's pretext output on one band's features: FC-hidden, ReLU, one logit per band (training's
+    ``band_prediction`` method trains it; a bundle carries it for occlusion maps)."""
+    return nn.Sequential(nn.Linear(band_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, bands))
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     from explorer.core.errors import InputError
 

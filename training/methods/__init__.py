@@ -13,6 +13,8 @@ A method is an ``nn.Module`` built from a backbone and its own config, and the t
   rendering of each source; the data must have them);
 - ``loss(batch)``: a scalar tensor (``forward`` calls it, so DistributedDataParallel sees the call);
 - ``on_step_end(step, total_steps)``: after each optimiser step (BYOL's EMA update);
+- ``exported_head``: the name of a submodule the bundle carries beside the encoder (paper 4's band
+  classifier, ``band_classifier.safetensors``), or None;
 - ``parameter_groups()``: optimiser groups (default: every trainable parameter);
 - ``projections(images, params, device)``: the projector's output for the representation monitor's
   collapse signal (:mod:`training.monitor`); the default uses ``self.projector`` when there is one.
@@ -45,6 +47,7 @@ class Method(nn.Module):
     views = "two_augmentations"
     targets: tuple[str, ...] = ()
     partners = False
+    exported_head: str | None = None
 
     def __init__(self, encoder: nn.Module, feature_dim: int, config):
         super().__init__()
