@@ -1,4 +1,5 @@
 """training.fetch: a catalogue in, a FITS catalogue directory out, through the loopback survey server."""
+import json
 import os
 import signal
 import subprocess
@@ -10,9 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 from astropy.coordinates import SkyCoord
+from astropy.io import fits
 from astropy.table import Table
 
 from explorer.core.fitsio import cutout_at, load_fits_catalogue, read_image
+from training.data import load_data
 from training.fetch import main
 from tests.sky_fixtures import MIRABEST, REPO, mirabest_catalog
 from tests.survey_server import SurveyServer, closed_port_url
@@ -189,3 +192,132 @@ def test_a_folder_with_another_fetch_is_refused(tmp_path, capsys):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     status, _, err = _run(base[:-4] + ["--out", str(tmp_path / "other"), "--size", "90"], capsys)
     assert status == 2 and "is not a fetch folder" in err
+
+
+# ---------------------------------------------------------------- multi-band catalogue directories
+
+def _band_folder(root, name, factor, skip=()):
+    """A local collection of the real FIRST images of _catalogue()'s sources, times ``factor`` (so every band is
+    told apart from the others by its pixels), leaving out the sources at ``skip``."""
+    truth = mirabest_catalog().iloc[::100].reset_index(drop=True)
+    folder = root / name
+    folder.mkdir(parents=True)
+    for i, file in enumerate(truth["file"]):
+        if i not in skip:
+            with fits.open(MIRABEST / file) as hdus:
+                fits.PrimaryHDU(hdus[0].data * np.float32(factor), hdus[0].header).writeto(
+                    folder / f"{i}.fits", output_verify="ignore")  # real headers carry tabs in comments
+    return folder
+
+
+def _files_on_disk(out):
+    return {p.relative_to(out): p.stat().st_mtime_ns for p in out.glob("fits/**/*.fits")}
+
+
+def test_multi_band_fetch_writes_a_file_column_per_band_in_the_given_order(server, tmp_path, capsys):
+    table, real = _catalogue()
+    table.to_csv(tmp_path / "sources.csv", index=False)
+    double = _band_folder(tmp_path / "bands", "double", 2.0, skip={5})  # source 5 has no image in this band
+    out = tmp_path / "fetched"
+    args = ["--catalog", str(tmp_path / "sources.csv"), "--band", "first=hips:CDS/P/FIRST", "--band",
+            f"double=local:{double}", "--size", str(SIZE), "--pixels", str(PIXELS), "--out", str(out),
+            "--server", server.hips2fits_url, "--workers", "3"]
+    status, printed, _ = _run(args, capsys)
+    assert status == 0 and "10 sources with all 2 bands" in printed and "3 failed" in printed
+
+    catalog = pd.read_csv(out / "catalog.csv")
+    assert list(catalog.columns) == ["file_first", "file_double", "ra", "dec", "z", "las_arcsec", "fr_class", "name"]
+    assert catalog["name"].tolist() == [n for n in real["name"] if n != "MB 5"]  # never half its bands
+    assert catalog["file_first"].str.startswith("fits/first/").all()
+    assert catalog["file_double"].str.startswith("fits/double/").all()
+    assert fits.getheader(out / catalog["file_double"][0])["BAND"] == "double"
+    assert (out / "fits/first/000005_MB_5.fits").is_file()  # kept for the rerun, listed nowhere as done
+
+    failed = pd.read_csv(out / "failed.csv")
+    assert failed["row"].tolist() == [5, 11, 12] and failed["band"].tolist() == ["double", "first,double", "first,double"]
+    assert failed["reason"][0].startswith("no coverage at this position in local FITS collection double")
+    first, second = failed["reason"][1].split("; ")  # different reasons: one per band, in band order
+    assert first.startswith("first: no coverage at this position in hips2fits CDS/P/FIRST")
+    assert second.startswith("double: no coverage at this position in local FITS collection double")
+    assert failed["reason"][2].startswith("invalid position")
+    assert failed["name"].tolist() == ["MB 5", "empty sky", "impossible"]
+
+    settings = json.loads((out / "fetch.json").read_text())
+    assert settings["bands"] == [["first", "hips:CDS/P/FIRST"], ["double", f"local:{double}"]]
+    assert settings["survey"] == f"first=hips:CDS/P/FIRST, double=local:{double}"
+
+    data = load_data(str(out), pixels=PIXELS, pixel_scale_arcsec=SIZE / PIXELS, progress=False)
+    assert data.images.shape == (10, 2, PIXELS, PIXELS) and not data.skipped
+    assert data.catalog.attrs["bands"] == ["first", "double"]  # the given order, not the alphabet's
+    assert np.isfinite(data.images[:, 0]).any() and np.nanmax(np.abs(data.images[:, 0])) > 0
+    np.testing.assert_array_equal(data.images[:, 1], 2 * data.images[:, 0])
+
+    # a rerun fetches nothing; a lost file is fetched again in its band alone
+    asked, before = sum(server.hits.values()), _files_on_disk(out)
+    status, printed, _ = _run(args, capsys)
+    assert status == 0 and "10 sources" in printed and sum(server.hits.values()) == asked
+    assert _files_on_disk(out) == before
+    lost = out / catalog["file_double"][2]
+    lost.unlink()
+    status, printed, _ = _run(args, capsys)
+    assert status == 0 and "10 sources" in printed and sum(server.hits.values()) == asked and lost.is_file()
+    assert {k: v for k, v in _files_on_disk(out).items() if out / k != lost} == {
+        k: v for k, v in before.items() if out / k != lost}
+
+
+def test_band_template_matches_the_band_list_and_a_changed_list_is_refused(tmp_path, capsys):
+    table, _ = _catalogue()
+    table.iloc[:4].to_csv(tmp_path / "sources.csv", index=False)
+    bands = tmp_path / "bands"
+    for name, factor in (("first", 1.0), ("double", 2.0)):
+        _band_folder(bands, name, factor)
+    out = tmp_path / "fetched"
+    base = ["--catalog", str(tmp_path / "sources.csv"), "--size", str(SIZE), "--pixels", str(PIXELS), "--out", str(out)]
+    template = ["--bands", "double,first", "--survey", f"local:{bands}/{{band}}"]
+    status, printed, _ = _run(base + template, capsys)
+    assert status == 0 and "4 sources with all 2 bands" in printed and "0 failed" in printed
+    assert not (out / "failed.csv").exists()
+    images, catalog, _, _ = load_fits_catalogue(out, pixels=PIXELS, pixel_scale_arcsec=SIZE / PIXELS, progress=False)
+    assert catalog.attrs["bands"] == ["double", "first"] and images.shape == (4, 2, PIXELS, PIXELS)
+    np.testing.assert_array_equal(images[:, 0], 2 * images[:, 1])
+
+    # the same bands spelled one by one are the same fetch: accepted, nothing fetched again
+    before = _files_on_disk(out)
+    same = ["--band", f"double=local:{bands}/double", "--band", f"first=local:{bands}/first"]
+    assert _run(base + same, capsys)[0] == 0 and _files_on_disk(out) == before
+    for changed in (["--bands", "first,double", "--survey", f"local:{bands}/{{band}}"],  # another order
+                    ["--bands", "double", "--survey", f"local:{bands}/{{band}}"],        # a band fewer
+                    ["--survey", f"local:{bands}/first"]):                               # one survey
+        status, _, err = _run(base + changed, capsys)
+        assert status == 2 and len(err.strip().splitlines()) == 1
+        assert "holds a fetch with other settings (survey" in err and "differ" in err, err
+    assert _files_on_disk(out) == before
+
+
+@pytest.mark.parametrize("bands, message", [
+    (["--band", "u"], "--band expects NAME=SURVEY"),
+    (["--band", "u=DSS", "--band", "u=NVSS"], "band u is given twice"),
+    (["--band", "u=DSS", "--band", "U=NVSS"], "band U is given twice (u and U)"),
+    (["--band", "u/x=DSS"], "band name 'u/x' is not usable"),
+    (["--band", "u="], "band u has no survey"),
+    (["--band", "u=local:/nowhere/at/all"], "band u: local FITS collection not found"),
+    (["--survey", "DSS", "--band", "u=DSS"], "give it without --survey and --bands"),
+    (["--bands", "u,g", "--band", "u=DSS"], "give it without --survey and --bands"),
+    (["--bands", "u,g", "--survey", "DSS"], "--bands needs a --survey template with {band} in it"),
+    (["--bands", "u,g"], "--bands needs a --survey template"),
+    (["--bands", "u,,g", "--survey", "hips:CDS/P/SDSS9/{band}"], "band name '' is not usable"),
+    (["--survey", "hips:CDS/P/SDSS9/{band}"], "is a template: add --bands"),
+    ([], "give --survey (one band), or --bands"),
+    (["--bands", "u,g", "--survey", "hips:x/{band}", "--catalog", "clash.csv"], "has a column named file_g"),
+])
+def test_bad_band_input_is_one_line_and_exit_2(tmp_path, capsys, bands, message):
+    pd.DataFrame({"ra": [1.0], "dec": [2.0]}).to_csv(tmp_path / "ok.csv", index=False)
+    pd.DataFrame({"ra": [1.0], "dec": [2.0], "file_g": ["a.fits"]}).to_csv(tmp_path / "clash.csv", index=False)
+    args = {"--catalog": "ok.csv", "--size": "90", "--pixels": "50", "--out": "out", "--server": closed_port_url()}
+    args.update(zip(bands[::2], bands[1::2]) if "--catalog" in bands else {})
+    rest = [] if "--catalog" in bands else bands
+    argv = [x for k, v in args.items() for x in (k, str(tmp_path / v) if k in ("--catalog", "--out") else v)]
+    status, _, err = _run(argv + rest, capsys)
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "out").exists()  # nothing claimed
