@@ -21,7 +21,8 @@ JOB_KEY = "finetune.job"          # the running (or last) ThreadJob / ProcessJob
 SHOWN_KEY = "finetune.shown"      # the saved head whose results are shown
 FLASH_KEY = "finetune.flash"      # a message to show after the rerun that follows an action
 NEW_CLASS = "➕ new class…"
-HEAD_NAMES = {"linear": "Linear probe (paper 1)", "mlp": "MLP", "knn": "k-NN", "finetune": "Fine-tune encoder"}
+HEAD_NAMES = {"linear": "Linear probe (paper 1)", "mlp": "MLP", "knn": "k-NN", "bandwise": "Band-wise conv head (paper 4)",
+              "finetune": "Fine-tune encoder"}
 
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
@@ -97,7 +98,7 @@ if label_set is not None:
     test_fraction = a.slider("Held-out labels", 0.1, 0.5, step=0.05, key=ui.remember("finetune.test_fraction", 0.2),
                              help="A fixed stratified part of the labels that only scores the head.")
     pool = len(label_set) - int(round(test_fraction * len(label_set)))
-    kinds = [*heads.HEAD_KINDS]
+    kinds = heads.frozen_head_kinds(bundle.manifest.encoder)
     can_finetune, why_not = jobs.finetune_available(bundle)
     if can_finetune:
         kinds.append("finetune")

@@ -68,6 +68,8 @@ def task_arguments(p: ArgumentParser) -> None:
     p.add_argument("--head-epochs", type=non_negative_int, default=0,
                    help="epochs of the head alone, backbone frozen, before the stages join (paper 2: 10)")
     p.add_argument("--head-lr", type=positive_float, default=1e-3, help="the head's lr in those epochs")
+    p.add_argument("--finetune-head", default="linear", choices=("linear", "bandwise"),
+                   help="the fine-tuned network's head: linear, or paper 4's Table S2 head (a *-bandwise encoder)")
 
 
 def _evaluate(p: ArgumentParser) -> None:
@@ -78,8 +80,13 @@ def _evaluate(p: ArgumentParser) -> None:
     test.add_argument("--test-data", help="a FITS catalogue directory or sim: spec whose labelled sources are the test set")
     test.add_argument("--test-fraction", type=open_fraction, default=0.2, help="stratified held-out part of the labels")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the fixed held-out split")
-    p.add_argument("--labels", required=True, help="comma-separated label counts, e.g. 36,72,145,291")
-    p.add_argument("--seeds", type=positive_int, default=10)
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--labels", help="comma-separated label counts, e.g. 36,72,145,291")
+    budget.add_argument("--fractions", help="k-fold cross-validation (paper 4): comma-separated percentages of each "
+                                            "fold's training labels, e.g. 1,5,10,20,50,100")
+    p.add_argument("--folds", type=positive_int, default=10, help="folds with --fractions (default 10, paper 4)")
+    p.add_argument("--seeds", type=positive_int, default=10, help="seeds per label count (with --fractions: repeats "
+                                                                   "per fold and fraction)")
     p.add_argument("--head", required=True, choices=EVALUATE_METHODS)
     p.add_argument("--baseline-supervised", action="store_true", help="also train the architecture from scratch")
     p.add_argument("--no-baselines", action="store_true",

@@ -2,12 +2,17 @@
 
     python -m training.evaluate --bundle <B> --label-column <C> [--filter "confidence == 'confident'"]
         [--test-data <DATA> | --test-fraction f] --labels 36,72,145,291,437,583,656,729 --seeds 10
-        --head linear|mlp|knn|finetune [--baseline-supervised] --out <DIR>
+        --head linear|mlp|knn|bandwise|finetune [--baseline-supervised] --out <DIR>
+
+    python -m training.evaluate ... --fractions 1,5,10,20,50,100 --folds 10 --seeds 3   (paper 4's protocol)
 
 For every seed, one stratified random ranking of the training pool gives nested label subsets
 (the 36 labels are inside the 72, ...); each (seed, labels) cell trains a head and scores it on a
 fixed held-out set: a stratified ``--test-fraction`` of the (filtered) labelled sources, or the
-labelled sources of ``--test-data``. ``--baseline-supervised`` adds the same architecture trained
+labelled sources of ``--test-data``. With ``--fractions`` (paper 4) the labelled sources are cut into ``--folds``
+stratified folds instead; each fold is the test set once, and each percentage of the other folds' labels (of the
+smallest such pool, so that every fold trains on the same count) is drawn ``--seeds`` times per fold, the same
+subsets for every method. ``--baseline-supervised`` adds the same architecture trained
 from scratch on the same labels. In the same run and on the same cells, every frozen head is also
 trained on a **random-init encoder** of the bundle's architecture and input (seed 0) and on the
 **pixels** (the encoder's input, flattened), and a fine-tune is compared with supervised training
@@ -39,8 +44,8 @@ from explorer.core.encoder import embed, resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
 from explorer.core.headplots import learning_curve_figure
-from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, filter_rows, fit_head, headline, \
-    label_set, score, split_labels, summarise
+from explorer.core.heads import HEAD_KINDS, LabelSet, Prediction, Task, budget_subset, embedding_bands, filter_rows, \
+    fit_head, headline, label_set, score, split_labels, stratified_folds, summarise
 from training.data import load_data
 from training.dataset import preprocess_rows
 from training.finetune import (FinetuneRecipe, build_model, bundle_encoder, bundle_images,
@@ -50,6 +55,17 @@ from training.quality import encoder_features, pixel_features, random_init_encod
 BASELINE_HEADS = {f"{baseline} {kind}": (baseline, kind) for baseline in ("random-init", "pixels") for kind in HEAD_KINDS}
 CELLS_FILE, RESULTS_FILE = "cells.json", "results.json"
 SUMMARY_METRICS = {"classification": ("error", "accuracy"), "regression": ("rmse", "mae", "r2", "intrinsic_scatter")}
+
+
+def parse_fractions(text: str) -> list[float]:
+    """--fractions: percentages in (0, 100]."""
+    try:
+        values = sorted({float(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise InputError(f"--fractions must be comma-separated percentages, got {text!r}") from None
+    if not values or values[0] <= 0 or values[-1] > 100:
+        raise InputError(f"--fractions must be percentages in (0, 100], got {text!r}")
+    return values
 
 
 def parse_counts(text: str) -> list[int]:
@@ -69,6 +85,7 @@ class HeldOut:
     features: np.ndarray | None = None      # frozen heads
     images: torch.Tensor | None = None      # fine-tuning (preprocessed with a rotation margin)
     rows: np.ndarray | None = None          # bundle rows, when the test set is part of the bundle
+    positions: np.ndarray | None = None     # ... and its positions among the labelled sources
     source: str = ""
 
 
@@ -100,7 +117,6 @@ class Evaluation:
         self.out = Path(args.out).expanduser()
         if not (self.out / CELLS_FILE).is_file():  # a new evaluation: never into a folder holding something else
             check_output_folder(self.out, "evaluation folder", lambda p: (p / CELLS_FILE).is_file())
-        self.counts = parse_counts(args.labels)
         self.methods = [args.head] + baseline_methods(args.head, supervised=args.baseline_supervised,
                                                       baselines=not args.no_baselines)
         self.device = resolve_device(args.device)
@@ -111,15 +127,26 @@ class Evaluation:
         candidates = filter_rows(bundle.catalog, args.filter)
         self.labels = label_set(bundle.catalog, args.label_column, kind=args.task, log=args.log, candidates=candidates,
                                 unit=bundle.column_unit(args.label_column))
-        if args.test_data:
-            self.pool = np.arange(len(self.labels))
-            self.test = external_test_set(args.test_data, bundle, self.labels.task, args.filter,
-                                          need_images=self.needs_images, device=self.device)
+        self.folds: list[np.ndarray] = []
+        if args.fractions:
+            if args.test_data:
+                raise InputError("--fractions runs k-fold cross-validation, where every fold is the test set once; "
+                                 "drop --test-data")
+            self.folds = stratified_folds(self.labels, args.folds, args.split_seed)
+            smallest = len(self.labels) - max(len(f) for f in self.folds)
+            self.fractions = parse_fractions(args.fractions)
+            self.counts = sorted({max(2, int(round(p / 100 * smallest))) for p in self.fractions})
+            self.use_fold(0)
         else:
-            self.pool, test = split_labels(self.labels, args.test_fraction, args.split_seed)
-            rows = self.labels.rows[test]
-            self.test = HeldOut(self.labels.y[test], features=np.asarray(bundle.embeddings)[rows], rows=rows,
-                                source=f"{args.test_fraction:g} of the labelled sources (split seed {args.split_seed})")
+            self.counts = parse_counts(args.labels)
+            if args.test_data:
+                self.pool = np.arange(len(self.labels))
+                self.test = external_test_set(args.test_data, bundle, self.labels.task, args.filter,
+                                              need_images=self.needs_images, device=self.device)
+            else:
+                self.pool, test = split_labels(self.labels, args.test_fraction, args.split_seed)
+                self.test = self.held_out(test, f"{args.test_fraction:g} of the labelled sources (split seed "
+                                                f"{args.split_seed})")
         too_many = [c for c in self.counts if c > len(self.pool)]
         if too_many:
             raise InputError(f"only {len(self.pool)} labelled sources are available for training, fewer than the "
@@ -128,11 +155,26 @@ class Evaluation:
                        "filter": args.filter, "task": self.labels.task.to_dict(), "test": self.test.source,
                        "test_size": int(len(self.test.y)), "pool_size": int(len(self.pool)), "labels": self.counts,
                        "seeds": args.seeds, "methods": self.methods, "device": str(self.device),
+
                        "weighted": not args.no_class_weights, "loss": args.loss, "alpha": args.alpha,
                        "finetune": asdict(recipe_from(args)) if self.needs_images else None}
+        if self.folds:
+            self.config |= {"folds": len(self.folds), "fractions": self.fractions}
         self.cells = self._resume()
         self._images = None
         self._baseline_features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def held_out(self, positions: np.ndarray, source: str) -> HeldOut:
+        """Labelled sources at ``positions`` as the test set."""
+        rows = self.labels.rows[positions]
+        return HeldOut(self.labels.y[positions], features=np.asarray(self.bundle.embeddings)[rows], rows=rows,
+                       positions=positions, source=source)
+
+    def use_fold(self, fold: int) -> None:
+        """k-fold mode: fold ``fold`` is the test set, the other folds the training pool."""
+        self.pool = np.sort(np.concatenate([f for i, f in enumerate(self.folds) if i != fold]))
+        self.test = self.held_out(self.folds[fold], f"each of {len(self.folds)} stratified folds in turn (split seed "
+                                                    f"{self.args.split_seed})")
 
     def _resume(self) -> list[dict]:
         path = self.out / CELLS_FILE
@@ -145,10 +187,10 @@ class Evaluation:
             raise InputError(f"{self.out} holds an evaluation with other settings; choose a new --out")
         return saved["cells"]
 
-    def todo(self) -> list[tuple[str, int, int]]:
-        done = {(c["method"], c["seed"], c["labels"]) for c in self.cells}
-        return [(m, s, n) for s in range(self.args.seeds) for n in self.counts for m in self.methods
-                if (m, s, n) not in done]
+    def todo(self) -> list[tuple[int, str, int, int]]:
+        done = {(c.get("fold", 0), c["method"], c["seed"], c["labels"]) for c in self.cells}
+        return [(f, m, s, n) for f in range(max(len(self.folds), 1)) for s in range(self.args.seeds)
+                for n in self.counts for m in self.methods if (f, m, s, n) not in done]
 
     def images(self) -> torch.Tensor:
         if self._images is None:
@@ -159,30 +201,33 @@ class Evaluation:
         """(features of the labelled sources, in ``labels`` order; features of the test set) of a baseline."""
         if baseline not in self._baseline_features:
             images, params = self.images(), self.bundle.preprocessing()
-            test_images = images[torch.from_numpy(self.test.rows)] if self.test.rows is not None else self.test.images
-            labelled = images[torch.from_numpy(self.labels.rows)]
-            if baseline == "pixels":
-                features = pixel_features(labelled, params), pixel_features(test_images, params)
-            else:
-                enc = self.bundle.manifest.encoder
-                encoder = random_init_encoder(enc.architecture, enc.in_channels, seed=0)
-                features = (encoder_features(encoder, labelled, params, device=self.device),
-                            encoder_features(encoder, test_images, params, device=self.device))
-            self._baseline_features[baseline] = features
-        return self._baseline_features[baseline]
+            enc = self.bundle.manifest.encoder
+            encoder = random_init_encoder(enc.architecture, enc.in_channels, seed=0) if baseline != "pixels" else None
+
+            def features(x):
+                return pixel_features(x, params) if encoder is None else \
+                    encoder_features(encoder, x, params, device=self.device)
+
+            external = features(self.test.images) if self.test.positions is None else None
+            self._baseline_features[baseline] = (features(images[torch.from_numpy(self.labels.rows)]), external)
+        labelled, external = self._baseline_features[baseline]
+        return labelled, external if self.test.positions is None else labelled[self.test.positions]
 
     def predict_test(self, method: str, train: np.ndarray, seed: int) -> Prediction:
         """Train one cell's model on ``labels`` positions ``train`` and predict the held-out set."""
         args = self.args
         common = dict(weighted=not args.no_class_weights, loss=args.loss, alpha=args.alpha)
+        bands = embedding_bands(self.bundle.manifest.encoder)
         if method in HEAD_KINDS:
-            head = fit_head(method, self.bundle.embeddings, self.labels, train, device=args.device, seed=seed, **common)
+            head = fit_head(method, self.bundle.embeddings, self.labels, train, device=args.device, seed=seed,
+                            bands=bands, **common)
             return head.predict(self.test.features)
         if method in BASELINE_HEADS:
             baseline, kind = BASELINE_HEADS[method]
             labelled, test = self.baseline_features(baseline)
             local = LabelSet(self.labels.task, np.arange(len(self.labels)), self.labels.y)
-            return fit_head(kind, labelled, local, train, device=args.device, seed=seed, **common).predict(test)
+            return fit_head(kind, labelled, local, train, device=args.device, seed=seed, bands=bands,
+                            **common).predict(test)
         recipe = recipe_from(args, supervised=method == "supervised")
         torch.manual_seed(seed)
         encoder = fresh_encoder(self.bundle) if recipe.supervised else bundle_encoder(self.bundle, args.checkpoint)
@@ -199,11 +244,13 @@ class Evaluation:
         todo = self.todo()
         if self.cells:
             print(f"resuming: {len(self.cells)} cell(s) done, {len(todo)} to go")
-        held_out = LabelSet(self.labels.task, np.arange(len(self.test.y)), self.test.y)
-        for method, seed, count in tqdm(todo, desc="label-efficiency cells", unit="cell"):
-            train = budget_subset(self.labels, self.pool, count, seed)
+        for fold, method, seed, count in tqdm(todo, desc="label-efficiency cells", unit="cell"):
+            if self.folds:
+                self.use_fold(fold)
+            held_out = LabelSet(self.labels.task, np.arange(len(self.test.y)), self.test.y)
+            train = budget_subset(self.labels, self.pool, count, seed + 1000 * fold)
             prediction = self.predict_test(method, train, seed)
-            cell = {"method": method, "seed": seed, "labels": count,
+            cell = {"method": method, "fold": fold, "seed": seed, "labels": count,
                     "metrics": score(held_out, np.arange(len(self.test.y)), prediction)}
             if self.labels.task.kind == "classification":  # per source, for accuracy against other columns
                 cell["predicted"] = prediction.codes.tolist()
@@ -215,15 +262,17 @@ class Evaluation:
         curves = {m: summarise([c for c in self.cells if c["method"] == m and c["labels"] in self.counts
                                 and c["seed"] < self.args.seeds], metrics) for m in self.methods}
         metric = headline(self.labels.task)[0]
-        return {"config": self.config, "metric": metric, "standard_error": "std over seeds (ddof 1) / sqrt(seeds)",
+        spread = "folds x repeats" if self.folds else "seeds"
+        return {"config": self.config, "metric": metric, "standard_error": f"std over {spread} (ddof 1) / sqrt(count)",
                 "curves": curves, "not_beaten": not_beaten(curves, self.methods[0], metric)}
 
 
 def baseline_methods(head: str, *, supervised: bool, baselines: bool) -> list[str]:
     """The methods scored beside ``head`` on the same cells."""
     out = ["supervised"] if supervised or (baselines and head == "finetune") else []
-    if baselines:
-        out += [f"random-init {head}", f"pixels {head}"] if head in HEAD_KINDS else ["pixels linear"]
+    if baselines:  # the pixels have no bands side by side for paper 4's head: an MLP reads them
+        pixels = "pixels mlp" if head == "bandwise" else f"pixels {head}"
+        out += [f"random-init {head}", pixels] if head in HEAD_KINDS else ["pixels linear"]
     return out
 
 

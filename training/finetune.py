@@ -41,7 +41,7 @@ from explorer.core.encoder import build_encoder, resolve_device
 from explorer.core.errors import InputError, cli_entry
 from training import cli
 from explorer.core.jobfile import JobFile
-from explorer.core.heads import (Cancelled, HeadSpec, LabelSet, Prediction, check_new_name, loss_function, outputs_for,
+from explorer.core.heads import (BandwiseHead, Cancelled, HeadSpec, LabelSet, Prediction, check_new_name, loss_function, outputs_for,
                             prepare, publish, score)
 from explorer.core.preprocess import Preprocessing, encoder_input
 from training.augment import AugmentConfig, augment
@@ -63,6 +63,7 @@ class FinetuneRecipe:
     supervised: bool = False      # the from-scratch baseline: random init, all stages, no decay
     head_epochs: int = 0          # first, the head alone with the backbone frozen (paper 2: 10 epochs)
     head_lr: float = 1e-3         # the head's lr in those epochs
+    head: str = "linear"          # or "bandwise": paper 4's Table S2 head (explorer.core.heads.BandwiseHead)
 
     @property
     def lr(self) -> float:
@@ -79,9 +80,10 @@ class FinetuneRecipe:
 
 
 class FinetuneModel(nn.Module):
-    """Encoder stages, global average pooling and a linear head; the first stages can be frozen."""
+    """Encoder stages, global average pooling and a head (linear, or paper 4's Table S2 on a band-wise encoder,
+    whose stages see each band alone); the first stages can be frozen."""
 
-    def __init__(self, encoder: nn.Module, outputs: int, trainable: int | None):
+    def __init__(self, encoder: nn.Module, outputs: int, trainable: int | None, head: str = "linear"):
         super().__init__()
         stages = encoder.stages()
         trainable = len(stages) if trainable is None else trainable
@@ -89,7 +91,14 @@ class FinetuneModel(nn.Module):
             raise InputError(f"--stages must be between 0 and {len(stages)}, got {trainable}")
         self.stages = nn.ModuleDict(stages)
         self.fixed = list(stages)[:len(stages) - trainable]
-        self.head = nn.Linear(encoder.dim, outputs)
+        self.bands = getattr(encoder, "bands", 0) if hasattr(encoder, "band_features") else 0
+        self.dim = encoder.dim
+        if head == "bandwise":
+            if not self.bands:
+                raise InputError("--finetune-head bandwise needs a band-wise encoder (a *-bandwise architecture)")
+            self.head = BandwiseHead(encoder.band_dim, self.bands, outputs)
+        else:
+            self.head = nn.Linear(encoder.dim, outputs)
         self.register_buffer("target_mean", torch.zeros(1))
         self.register_buffer("target_std", torch.ones(1))
         self.freeze_backbone(False)
@@ -101,13 +110,16 @@ class FinetuneModel(nn.Module):
             stage.requires_grad_(name not in self.frozen)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sources = len(x)
+        if self.bands:
+            x = x.reshape(-1, 1, *x.shape[-2:])
         for name, stage in self.stages.items():
             if name in self.frozen:
                 with torch.no_grad():
                     x = stage(x)
             else:
                 x = stage(x)
-        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1).reshape(sources, self.dim))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -133,7 +145,7 @@ def layerwise_param_groups(model: FinetuneModel, lr: float, decay: float) -> lis
 
 def build_model(encoder: nn.Module, labels: LabelSet, train: np.ndarray, recipe: FinetuneRecipe) -> FinetuneModel:
     """A fine-tune model around a copy of ``encoder`` (the caller's stays untouched)."""
-    model = FinetuneModel(copy.deepcopy(encoder), outputs_for(labels.task), recipe.trainable)
+    model = FinetuneModel(copy.deepcopy(encoder), outputs_for(labels.task), recipe.trainable, recipe.head)
     if labels.task.kind == "regression":
         y = labels.y[train]
         model.target_mean.fill_(float(y.mean()))
@@ -292,7 +304,7 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
         prediction = predict_images(model, images, params, np.arange(bundle.n), task, device=device, progress=progress)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
-        meta = {"kind": "supervised" if recipe.supervised else "finetune", "dim": int(model.head.in_features),
+        meta = {"kind": "supervised" if recipe.supervised else "finetune", "dim": int(model.dim),
                 "config": {**asdict(recipe), "lr": recipe.lr, "seconds": round(seconds, 1), "device": str(device),
                            "encoder": bundle.manifest.encoder.architecture if bundle.manifest.encoder else None,
                            "encoder_sha256": bundle.manifest.encoder.checkpoint_sha256 if bundle.manifest.encoder else None}}
@@ -313,7 +325,7 @@ def run_finetune(bundle_path: str | Path, spec: HeadSpec, recipe: FinetuneRecipe
 def recipe_from(args, *, supervised: bool = False) -> FinetuneRecipe:
     return FinetuneRecipe(stages=args.stages, lr_decay=args.lr_decay, epochs=args.epochs or FinetuneRecipe.epochs,
                           base_lr=args.base_lr, head_epochs=0 if supervised else args.head_epochs,
-                          head_lr=args.head_lr, supervised=supervised)
+                          head_lr=args.head_lr, head=args.finetune_head, supervised=supervised)
 
 
 @cli_entry

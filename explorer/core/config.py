@@ -14,7 +14,7 @@ from explorer.core.errors import InputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_BUNDLE_NAME = "demo-radio"
-HEAD_KINDS = ("linear", "mlp", "knn")                 # frozen heads, shared by the app and the CLIs
+HEAD_KINDS = ("linear", "mlp", "knn", "bandwise")     # frozen heads, shared by the app and the CLIs
 TASK_KINDS = ("classification", "regression")
 
 

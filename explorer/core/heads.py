@@ -66,11 +66,15 @@ class Recipe:
     epochs: int = 100
     hidden: int = 0             # MLP hidden units; 0 is the linear probe
     dropout: float = 0.0
+    bandwise: bool = False      # paper 4's Table S2 head on a band-wise embedding (BandwiseHead)
 
 
 RECIPES = {
     "linear": Recipe(),  # paper 1 (SEEDS.md section 1)
     "mlp": Recipe(optimizer="adamw", lr=1e-3, momentum=0.0, weight_decay=1e-2, hidden=256, dropout=0.2),
+    # paper 4 trains it with SGD (momentum 0.9, lr 5e-6 for richness) through the whole network; on frozen
+    # features AdamW at 1e-3 converges within the sample budget
+    "bandwise": Recipe(optimizer="adamw", lr=1e-3, momentum=0.0, weight_decay=1e-2, bandwise=True),
 }
 KNN_NEIGHBOURS = 10
 
@@ -216,6 +220,14 @@ def split_labels(labels: LabelSet, test_fraction: float, seed: int = 0) -> tuple
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
+def stratified_folds(labels: LabelSet, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """``folds`` disjoint stratified parts of ``labels`` (sorted positions) that together hold every label."""
+    if not 2 <= folds <= len(labels):
+        raise InputError(f"{len(labels)} labels cannot be split into {folds} folds; use 2 to {len(labels)} folds")
+    order = stratified_order(labels.strata(), seed)
+    return [np.sort(order[f::folds]) for f in range(folds)]
+
+
 def budget_subset(labels: LabelSet, pool: np.ndarray, n: int, seed: int) -> np.ndarray:
     """A stratified random subset of ``n`` positions from ``pool`` (nested in n for a fixed seed)."""
     if n > len(pool):
@@ -271,17 +283,43 @@ def feature_scale(x: torch.Tensor) -> torch.Tensor:
     return std * top.sqrt().float()
 
 
-class HeadNet(nn.Module):
-    """Scale the features (:func:`feature_scale`), then a linear layer (or a one-hidden-layer MLP)."""
+class BandwiseHead(nn.Module):
+    """Paper 4's richness head (Table S2) on the [D x C] map of a band-wise embedding ([B, C * D], band-major):
+    the D features are channels over the C bands, then a 1x1 convolution (``width``), a 3x3 convolution (16) and a
+    3x3 convolution (64), each with BatchNorm and ReLU, then FC 1024 -> 512 -> the outputs. The paper does not
+    give the 1x1 convolution's width; 64 here."""
 
-    def __init__(self, dim: int, outputs: int, hidden: int = 0, dropout: float = 0.0):
+    def __init__(self, band_dim: int, bands: int, outputs: int, width: int = 64):
+        super().__init__()
+        self.bands, self.band_dim = bands, band_dim
+
+        def block(inputs, channels, kernel):
+            return [nn.Conv2d(inputs, channels, kernel, padding=kernel // 2), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+
+        self.convs = nn.Sequential(*block(band_dim, width, 1), *block(width, 16, 3), *block(16, 64, 3))
+        self.fc = nn.Sequential(nn.Linear(64 * bands, 1024), nn.ReLU(inplace=True), nn.Linear(1024, 512),
+                                nn.ReLU(inplace=True), nn.Linear(512, outputs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bands = x.reshape(len(x), self.bands, self.band_dim).transpose(1, 2)[..., None]   # [B, D, C, 1]
+        return self.fc(torch.flatten(self.convs(bands), 1))
+
+
+class HeadNet(nn.Module):
+    """Scale the features (:func:`feature_scale`), then a linear layer, a one-hidden-layer MLP, or paper 4's
+    :class:`BandwiseHead` (``bands`` > 0)."""
+
+    def __init__(self, dim: int, outputs: int, hidden: int = 0, dropout: float = 0.0, bands: int = 0):
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_std", torch.ones(dim))
         self.register_buffer("target_mean", torch.zeros(1))   # regression targets are standardised too
         self.register_buffer("target_std", torch.ones(1))
-        self.body = (nn.Linear(dim, outputs) if hidden == 0 else
-                     nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, outputs)))
+        if bands:
+            self.body = BandwiseHead(dim // bands, bands, outputs)
+        else:
+            self.body = (nn.Linear(dim, outputs) if hidden == 0 else
+                         nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, outputs)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body((x - self.feature_mean) / self.feature_std)
@@ -417,11 +455,12 @@ def knn_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.nda
 
 def fit_head(kind: str, features: np.ndarray, labels: LabelSet, positions: np.ndarray, *, device: str = "auto",
              seed: int = 0, weighted: bool = True, loss: str = "mse", alpha: float = 1.0, epochs: int | None = None,
-             k: int = KNN_NEIGHBOURS, on_epoch: Callable[[int, int], None] | None = None,
+             k: int = KNN_NEIGHBOURS, bands: int = 0, on_epoch: Callable[[int, int], None] | None = None,
              cancel: threading.Event | None = None) -> FrozenHead:
     """Train a head on the embeddings of ``labels.rows[positions]``.
 
-    ``features`` are the bundle's [N, D] embeddings (indexed by bundle row). ``device`` is
+    ``features`` are the bundle's [N, D] embeddings (indexed by bundle row); ``bands``: how many bands a band-wise
+    embedding holds side by side (:func:`embedding_bands`), which the ``bandwise`` head needs. ``device`` is
     auto, cpu or cuda (an InputError when CUDA is asked for and absent); k-NN runs on CPU (FAISS).
     """
     if kind not in HEAD_KINDS:
@@ -438,11 +477,17 @@ def fit_head(kind: str, features: np.ndarray, labels: LabelSet, positions: np.nd
         return FrozenHead(kind, task, x.shape[1], config, memory=(normalise(x), train.y, weights))
 
     recipe = RECIPES[kind] if epochs is None else replace(RECIPES[kind], epochs=epochs)
+    if recipe.bandwise and (bands < 1 or x.shape[1] % bands):
+        raise InputError(f"the {kind} head (paper 4's Table S2) needs a band-wise embedding, bands side by side; "
+                         f"this one is {x.shape[1]}-d with {bands or 'no'} bands: train with a *-bandwise encoder")
+    bands = bands if recipe.bandwise else 0
     torch.manual_seed(seed)
-    net = HeadNet(x.shape[1], outputs_for(task), recipe.hidden, recipe.dropout)
+    net = HeadNet(x.shape[1], outputs_for(task), recipe.hidden, recipe.dropout, bands)
     xt = torch.from_numpy(x)
     net.feature_mean.copy_(xt.mean(0))
-    net.feature_std.copy_(feature_scale(xt))
+    # per-feature scales from a few labels blow up features that were ~0 on them; the convolutions of paper 4's
+    # head share weights over bands, so one scale for every feature
+    net.feature_std.copy_(xt.std().clamp_min(1e-6).expand(x.shape[1]) if bands else feature_scale(xt))
     if task.kind == "classification":
         yt = torch.from_numpy(train.y)
     else:
@@ -457,7 +502,7 @@ def fit_head(kind: str, features: np.ndarray, labels: LabelSet, positions: np.nd
     config = {**asdict(recipe), "epochs_run": len(history), "final_loss": history[-1], "n_train": len(train),
               "class_weighted": bool(weighted and task.kind == "classification"),
               "regression_loss": loss if task.kind == "regression" else None, "alpha": alpha, "seed": seed,
-              "device": str(dev)}
+              "device": str(dev), "bands": bands}
     return FrozenHead(kind, task, x.shape[1], config, net=net.eval())
 
 
@@ -701,7 +746,7 @@ def load_head(bundle_path: str | Path, name: str, *, device: str = "cpu") -> Fro
                 memory = (memory[0], memory[1].astype(np.int64), memory[2])
             return FrozenHead("knn", task, meta["dim"], meta["config"], memory=memory)
         recipe = meta["config"]
-        net = HeadNet(meta["dim"], outputs_for(task), recipe["hidden"], recipe["dropout"])
+        net = HeadNet(meta["dim"], outputs_for(task), recipe["hidden"], recipe["dropout"], recipe.get("bands", 0))
         net.load_state_dict(tensors)
     return FrozenHead(meta["kind"], task, meta["dim"], meta["config"], net=net.to(resolve_device(device)).eval())
 
@@ -782,6 +827,16 @@ def publish(bundle, spec: HeadSpec, split: Split, prediction: Prediction, tensor
     return predictions, head, columns
 
 
+def embedding_bands(encoder) -> int:
+    """How many bands a bundle's embedding holds side by side (a ``*-bandwise`` encoder), else 0."""
+    return encoder.in_channels if encoder is not None and encoder.architecture.endswith("-bandwise") else 0
+
+
+def frozen_head_kinds(encoder) -> list[str]:
+    """The frozen heads a bundle's embedding can take: ``bandwise`` only on a band-wise one."""
+    return [k for k in HEAD_KINDS if k != "bandwise" or embedding_bands(encoder)]
+
+
 def train_frozen_head(bundle, spec: HeadSpec, *, on_progress: Callable[[float, str], None] | None = None,
                       cancel: threading.Event | None = None) -> HeadReport:
     """Train a linear / MLP / k-NN head on a bundle's embeddings, score it on held-out labels, draw a
@@ -792,7 +847,8 @@ def train_frozen_head(bundle, spec: HeadSpec, *, on_progress: Callable[[float, s
     report = on_progress or (lambda fraction, message: None)
     counts = curve_counts(len(split.train), len(labels.task.classes), spec.curve_points) if spec.curve_points else []
     steps = 1 + len(counts) * spec.curve_seeds
-    fit = dict(device=spec.device, weighted=spec.weighted, loss=spec.loss, alpha=spec.alpha, cancel=cancel)
+    fit = dict(device=spec.device, weighted=spec.weighted, loss=spec.loss, alpha=spec.alpha, cancel=cancel,
+               bands=embedding_bands(bundle.manifest.encoder))
 
     head = fit_head(spec.head, features, labels, split.train, seed=spec.seed,
                     on_epoch=lambda e, total: report(e / total / steps, f"training: epoch {e}/{total}"), **fit)
