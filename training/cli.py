@@ -176,22 +176,19 @@ def _detect(p: ArgumentParser) -> None:
                    help="keep every detection (default: paper 3's P >= 0.8 filter)")
 
 
-def _lens_study(p: ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "lens_study.yaml",
-                   help="the study's sizes and recipes (default configs/lens_study.yaml)")
-    p.add_argument("--out", type=Path, required=True, help="study folder (runs, bundles, results); rerun to resume")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-
-
-def _splus_study(p: ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / "splus_study.yaml",
-                   help="the study's sizes and recipes (default configs/splus_study.yaml)")
-    p.add_argument("--out", type=Path, required=True, help="study folder (runs, bundles, results); rerun to resume")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+def _study(config: str):
+    """The arguments of a one-command study whose default sizes and recipes are ``configs/<config>``."""
+    def add(p: ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, default=REPO_ROOT / "configs" / config,
+                       help=f"the study's sizes and recipes (default configs/{config})")
+        p.add_argument("--out", type=Path, required=True, help="study folder (runs, bundles, results); rerun to resume")
+        p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    return add
 
 
 TOOLS = {"train": _train, "embed": _embed, "evaluate": _evaluate, "finetune": _finetune, "demo": _demo,
-         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _lens_study, "splus_study": _splus_study,
+         "ablation": _ablation, "simulate": _simulate, "lenses": _lenses, "lens_study": _study("lens_study.yaml"),
+         "splus_study": _study("splus_study.yaml"), "owg_study": _study("owg_study.yaml"),
          "radio_fields": _radio_fields, "detector": _detector,
          "detection_eval": _detection_eval, "detect": _detect}
 

@@ -134,8 +134,8 @@ class Evaluation:
                                  "drop --test-data")
             self.folds = stratified_folds(self.labels, args.folds, args.split_seed)
             smallest = len(self.labels) - max(len(f) for f in self.folds)
-            self.fractions = parse_fractions(args.fractions)
-            self.counts = sorted({max(2, int(round(p / 100 * smallest))) for p in self.fractions})
+            self.fractions = {f"{p:g}": max(2, int(round(p / 100 * smallest))) for p in parse_fractions(args.fractions)}
+            self.counts = sorted(set(self.fractions.values()))
             self.use_fold(0)
         else:
             self.counts = parse_counts(args.labels)

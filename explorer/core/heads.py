@@ -224,8 +224,13 @@ def stratified_folds(labels: LabelSet, folds: int, seed: int = 0) -> list[np.nda
     """``folds`` disjoint stratified parts of ``labels`` (sorted positions) that together hold every label."""
     if not 2 <= folds <= len(labels):
         raise InputError(f"{len(labels)} labels cannot be split into {folds} folds; use 2 to {len(labels)} folds")
-    order = stratified_order(labels.strata(), seed)
-    return [np.sort(order[f::folds]) for f in range(folds)]
+    # each stratum shuffled, then all of them dealt round the folds in turn: every fold gets each stratum's
+    # share (±1) and the folds' sizes differ by one at most
+    strata, rng = labels.strata(), np.random.default_rng(seed)
+    dealt = np.concatenate([rng.permutation(np.flatnonzero(strata == value)) for value in np.unique(strata)])
+    fold = np.empty(len(dealt), np.int64)
+    fold[dealt] = (np.arange(len(dealt)) + rng.integers(folds)) % folds
+    return [np.flatnonzero(fold == f) for f in range(folds)]
 
 
 def budget_subset(labels: LabelSet, pool: np.ndarray, n: int, seed: int) -> np.ndarray:
