@@ -590,12 +590,85 @@ def source_panel(bundle: Bundle, row: int, display: Display = Display()) -> None
         st.warning(cut, icon=":material/crop:")
     with st.popover("Closer look", icon=":material/zoom_in:"):
         st.image(views.enlarged(thumbnail, display), width=560, caption=views.cutout_caption(bundle, display))
+    occlusion_panel(bundle, row, band, display)
     ra, dec = (float(bundle.catalog[c].iat[row]) for c in ("ra", "dec"))
     st.markdown(" · ".join(f"[{LINK_TITLES[name]}]({url})" for name, url in source_links(ra, dec).items() if url))
     st.dataframe(views.properties_table(bundle, row), hide_index=True, width="stretch")
     figure = sed.sed_figure(bundle.catalog, [row], title=f"SED of {bundle.catalog['id'].iat[row]}")
     if figure is not None:
         st.plotly_chart(figure, key=f"sed.source.{row}")
+
+
+OCCLUSION_KEY = "source.occlusion"   # (settings, occlusion.Occlusion): the last map computed, shown while they hold
+
+
+def occlusion_panel(bundle: Bundle, row: int, band: str, display: Display = Display()) -> None:
+    """Paper 4's occlusion map of the source under a chosen model (the band classifier, or any saved head), drawn
+    over its image; computed when the button is pressed, not on every rerun."""
+    from dataclasses import replace
+
+    from explorer.core import occlusion
+
+    with st.expander("Occlusion map", icon=":material/grid_on:"):
+        why = occlusion.unavailable(bundle)
+        if why:
+            st.info(why, icon=":material/info:")
+            return
+        models = occlusion.occlusion_models(bundle)
+        here = f"{bundle.path}"           # widget keys per bundle: another bundle has other models, bands and sizes
+        model = st.selectbox("Model", models, key=f"source.occlusion.model.{here}",
+                             format_func=lambda m: m if m == occlusion.BAND_CLASSIFIER else f"head: {m}",
+                             help="The band classifier (paper 4's Fig. 2) scores one band on its own; a head "
+                                  "scores the embedding of every band, all masked at once.")
+        names = occlusion.band_names(bundle)
+        band_index = None
+        if model == occlusion.BAND_CLASSIFIER:
+            if band in names:
+                band_index = names.index(band)
+                st.caption(f"Band {band}, the one shown above: the probability that it is band {band}.")
+            else:
+                chosen = st.selectbox("Band to occlude", names, key=f"source.occlusion.band.{here}",
+                                      help="The classifier sees this band alone and says which band it is.")
+                band_index = names.index(chosen)
+        side = min(bundle.encoder_inputs.shape[-2:])
+        kind = "band" if model == occlusion.BAND_CLASSIFIER else "head"
+        default_patch, default_stride = occlusion.default_settings(
+            side, input_pixels=bundle.preprocessing().input_pixels, trunk_passes=occlusion.trunk_passes(bundle, model))
+        patch_column, stride_column = st.columns(2)
+        patch = int(patch_column.number_input("Patch (px)", 1, side, default_patch,
+                                              key=f"source.occlusion.patch.{kind}.{here}",
+                                              help=f"Side of the masked square, in the {side} px image's pixels"))
+        stride = int(stride_column.number_input("Stride (px)", 1, side, default_stride,
+                                                key=f"source.occlusion.stride.{kind}.{here}",
+                                                help="Step between patches (at most the patch); smaller is finer "
+                                                     "and slower"))
+        settings = (str(bundle.path), row, model, band_index, patch, stride)
+        try:
+            occlusion.check_settings((side, side), patch, stride)
+        except InputError as e:
+            st.error(str(e), icon=":material/error:")
+            return
+        count = occlusion.occluded_count((side, side), patch, stride)
+        if st.button(f"Compute the occlusion map ({count} occluded images)", key="source.occlusion.run",
+                     icon=":material/grid_on:"):
+            try:
+                with st.spinner(f"Scoring {count} occluded images…"):
+                    result = occlusion.source_occlusion(bundle, row, model, band=band_index, patch=patch,
+                                                        stride=stride)
+                st.session_state[OCCLUSION_KEY] = (settings, result)
+            except InputError as e:
+                st.error(str(e), icon=":material/error:")
+                return
+        stored = st.session_state.get(OCCLUSION_KEY)
+        if not stored or stored[0] != settings:
+            st.caption("Press the button to mask each patch in turn and see how the prediction changes.")
+            return
+        result = stored[1]
+        alone = band_index is not None and names[band_index] in views.band_choices(bundle)
+        shown = views.band_thumbnail(bundle, row, names[band_index] if alone else band)
+        rgb = to_rgb(shown, replace(display, colormap="gray"))
+        st.plotly_chart(views.occlusion_figure(rgb, result.map, score="score drop"), key="source.occlusion.figure")
+        st.caption(result.caption)
 
 
 def neighbour_panel(context: Context, row: int, k: int, dedup_arcsec: float | None, *, key: str

@@ -167,6 +167,32 @@ def cutout_caption(bundle, display: Display) -> str:
     return f"{pixels}×{pixels} px at {scale:.3g}″/px ({pixels * scale:.4g}″ across) · stretch {how} · {display.colormap}"
 
 
+# Occlusion maps: red where masking lowers the score, blue where it raises it, transparent at zero (the image shows).
+OCCLUSION_COLOURS = [[0.0, "rgba(33,102,172,0.9)"], [0.5, "rgba(247,247,247,0)"], [1.0, "rgba(178,24,43,0.9)"]]
+
+
+def occlusion_figure(rgb: np.ndarray, heat: np.ndarray, *, title: str = "", score: str = "score drop"):
+    """A Plotly figure: the source's image ``rgb`` [h, w, 3] under the occlusion map ``heat`` [H, W] (any
+    resolution: the image is scaled to cover the map), on a diverging scale symmetric about 0, with a colour bar."""
+    import plotly.graph_objects as go
+
+    heat = np.asarray(heat, dtype=np.float64)
+    height, width = heat.shape
+    finite = np.abs(heat[np.isfinite(heat)])
+    extent = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    dx, dy = width / rgb.shape[1], height / rgb.shape[0]
+    figure = go.Figure()
+    figure.add_trace(go.Image(z=np.asarray(rgb, dtype=np.uint8), x0=-0.5 + dx / 2, dx=dx, y0=-0.5 + dy / 2, dy=dy,
+                              hoverinfo="skip"))
+    figure.add_trace(go.Heatmap(z=heat, zmin=-extent, zmax=extent, colorscale=OCCLUSION_COLOURS,
+                                colorbar={"title": {"text": score, "side": "right"}},
+                                hovertemplate="x %{x}, y %{y}: drop %{z:.3g}<extra></extra>"))
+    figure.update_xaxes(showticklabels=False, range=[-0.5, width - 0.5], constrain="domain")
+    figure.update_yaxes(showticklabels=False, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    figure.update_layout(title=title or None, height=460, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
+    return figure
+
+
 def _format_value(value) -> str:
     if isinstance(value, (float, np.floating)):
         return "—" if not np.isfinite(value) else f"{value:.6g}"
