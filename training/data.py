@@ -4,7 +4,9 @@
 layout of ``../shared/data/mirabest``) or a simulation spec (``sim:radio?n=5000&seed=0``, the FIRST-like sky of :mod:`training.simulate`;
 ``sim:lens?n=2000&seed=0&instrument=train&pairs=1``, the strong lenses of :mod:`training.lenses`,
 ``pairs=1`` adding a second rendering of each lens for LenSiam; ``sim:splus?n=5000&seed=0&input=12band``, the
-12-band sky of :mod:`training.splus` at 0.55″ with paper 2's FWHM crop, as 12 bands, ``5band`` or ``rgb``), or several
+12-band sky of :mod:`training.splus` at 0.55″ with paper 2's FWHM crop, as 12 bands, ``5band`` or ``rgb``;
+``sim:clusters?n=2000&seed=0``, the u, g, r, i, z galaxy clusters of :mod:`training.clusters`: a square of
+half-side 1 Mpc around each centre on a ``data.pixels`` grid, so each cluster has its own pixel scale), or several
 of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
 one set, in that order, with a ``dataset`` column saying where each came from. The mixing ratio is
 the ratio of their sizes (the simulator's ``n``).
@@ -23,10 +25,12 @@ from explorer.core.surveys import FIRST
 
 MAX_SIMULATED = 200_000  # sources held in memory at 150 x 150 float32: 18 GB
 SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), sim:radio?n=5000&seed=0, "
-             "sim:lens?n=2000&seed=0 or sim:splus?n=5000&seed=0, or several joined by ' + '")
+             "sim:lens?n=2000&seed=0, sim:splus?n=5000&seed=0 or sim:clusters?n=2000&seed=0, "
+             "or several joined by ' + '")
 SIMULATIONS = {"radio": {"n": 5000, "seed": 0},                                    # training.simulate
                "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0},  # training.lenses
-               "splus": {"n": 5000, "seed": 0, "input": "12band"}}                # training.splus
+               "splus": {"n": 5000, "seed": 0, "input": "12band"},                # training.splus
+               "clusters": {"n": 2000, "seed": 0}}                                # training.clusters
 MIX = " + "
 
 
@@ -118,6 +122,8 @@ def load_data(spec: str, *, pixels: int = FIRST.pixels, pixel_scale_arcsec: floa
             return _lenses(sim, spec, pixels, pixel_scale_arcsec, progress)
         if sim["kind"] == "splus":
             return _splus(sim, spec, pixels, pixel_scale_arcsec, progress)
+        if sim["kind"] == "clusters":
+            return _clusters(sim, spec, pixels, progress)
         from training.simulate import COLUMNS, simulate_sources
 
         images, catalog = simulate_sources(n=sim["n"], seed=sim["seed"], progress=progress)
@@ -158,6 +164,18 @@ def _splus(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progres
     catalog = sky.catalog.copy()
     catalog.attrs["bands"] = bands
     return SourceSet(images, catalog, columns(), spec)
+
+
+def _clusters(sim: dict, spec: str, pixels: int, progress: bool) -> SourceSet:
+    """Each image is the square of half-side 1 Mpc around its cluster on a ``pixels`` grid: the pixel scale is the
+    catalogue's ``pixel_scale_arcsec``, one per cluster, so data.pixel_scale_arcsec (one number) is not checked."""
+    from training.clusters import PIXELS_RANGE, cached_clusters, columns
+
+    if not PIXELS_RANGE[0] <= pixels <= PIXELS_RANGE[1]:
+        raise InputError(f"{spec} renders 1 Mpc around each cluster on a data.pixels grid of {PIXELS_RANGE[0]} to "
+                         f"{PIXELS_RANGE[1]} px, got {pixels}")
+    sky = cached_clusters(sim["n"], sim["seed"], pixels=pixels, progress=progress)
+    return SourceSet(sky.images, sky.catalog.copy(), columns(), spec)
 
 
 def _mix(sets: list[SourceSet], spec: str) -> SourceSet:

@@ -113,12 +113,13 @@ def data_identity(spec: str) -> dict:
     if len(parts) > 1:
         return {"mix": [data_identity(p) for p in parts]}
     if spec.startswith("sim:"):
-        from training import splus
+        from training import clusters, splus
         from training.lenses import LENS_SIMULATOR_VERSION
         from training.simulate import SIMULATOR_VERSION
 
         parsed = parse_sim_spec(spec)
-        version = {"lens": LENS_SIMULATOR_VERSION, "splus": splus.SIMULATOR_VERSION}.get(parsed["kind"], SIMULATOR_VERSION)
+        version = {"lens": LENS_SIMULATOR_VERSION, "splus": splus.SIMULATOR_VERSION,
+                   "clusters": clusters.SIMULATOR_VERSION}.get(parsed["kind"], SIMULATOR_VERSION)
         return {"spec": spec, "simulator": version, "parsed": parsed}
     folder = data_folder(spec)
     table = read_catalog_csv(folder)
