@@ -23,6 +23,7 @@ FLASH_KEY = "finetune.flash"      # a message to show after the rerun that follo
 NEW_CLASS = "➕ new class…"
 HEAD_NAMES = {"linear": "Linear probe (paper 1)", "mlp": "MLP", "knn": "k-NN", "bandwise": "Band-wise conv head (paper 4)",
               "finetune": "Fine-tune encoder"}
+LOSS_NAMES = {"mse": "MSE", "mse+scatter": "MSE + α·std(|y − ŷ|) (paper 4)"}
 
 context = ui.context()
 loaded, bundle = context.loaded, context.loaded.bundle
@@ -116,6 +117,15 @@ if label_set is not None:
         st.session_state[budget_key] = int(np.clip(st.session_state[budget_key], fewest, pool))  # labels come and go
         budget = st.slider("Label budget (stratified random)", fewest, pool, key=budget_key,
                            help="How many of the remaining labels train the head; the learning curve uses fewer.")
+        loss, alpha = "mse", 1.0
+        if task == "regression":
+            l, a = st.columns(2)
+            loss = l.selectbox("Loss", heads.REGRESSION_LOSSES, key=ui.remember("finetune.loss", "mse", heads.REGRESSION_LOSSES),
+                               format_func=LOSS_NAMES.get, help="Paper 4 trains richness with MSE + α·std(|y − ŷ|), "
+                                                                "which also narrows the scatter of the residuals.")
+            alpha = a.number_input("α", 0.0, 100.0, step=0.25, key=ui.remember("finetune.alpha", 1.0),
+                                   disabled=loss == "mse", help="Weight of the scatter term (paper 4 does not give it; "
+                                                                "training.owg_study chooses it on validation data).")
         epochs, stages = 0, 1
         if head == "finetune":
             e, s = st.columns(2)
@@ -131,7 +141,7 @@ if label_set is not None:
         running = JOB_KEY in st.session_state and not st.session_state[JOB_KEY].finished
         if st.button("Train", type="primary", disabled=running, icon=":material/model_training:", key="finetune.train"):
             spec = heads.HeadSpec(column, name, head, task, log, budget, test_fraction, device=device,
-                                  replace=bool(replace))
+                                  loss=loss, alpha=float(alpha), replace=bool(replace))
             try:
                 heads.check_new_name(bundle.path, name, replace=spec.replace)
                 start(spec, int(epochs), int(stages))

@@ -1,13 +1,14 @@
-"""Paper 4 (OWG): band-prediction batches, the Table S2 richness head, k-fold label fractions."""
+"""Paper 4 (OWG): band-prediction batches, the Table S2 richness head, k-fold label fractions, the study."""
+import json
+
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from explorer.core.errors import InputError
-from explorer.core.heads import BandwiseHead, Task, LabelSet, fit_head, frozen_head_kinds, stratified_folds
-from explorer.core.preprocess import Preprocessing
+from explorer.core.heads import (BandwiseHead, LabelSet, Task, fit_head, frozen_head_kinds, head_metadata,
+                                 stratified_folds)
 
 
 def test_every_image_of_a_band_prediction_batch_carries_the_label_of_its_band():
@@ -95,3 +96,88 @@ def test_folds_are_disjoint_stratified_and_cover_every_label():
         assert len(fold) == 20 and counts.min() >= 1 and counts.max() <= 3
     with pytest.raises(InputError, match="cannot be split into 101 folds"):
         stratified_folds(labels, 101)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """configs/owg_study.yaml, shrunk: simulate -> band pretext -> embed -> alpha -> frozen and fine-tuned sweeps."""
+    from training.owg_study import OwgStudyConfig, run_study
+
+    config = OwgStudyConfig(clusters=60, validation_clusters=30, pixels=16, pretext_epochs=1, folds=2,
+                            fractions="50,100", repeats=1, alphas="0,1", finetune_fractions="100", finetune_epochs=1)
+    out = tmp_path_factory.mktemp("owg") / "study"
+    return config, out, run_study(config, out, device="cpu", progress=False)
+
+
+def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(study):
+    from training.owg_study import markdown, run_study
+
+    config, out, results = study
+    assert set(results["models"]) == {"OWG, frozen", "random init, frozen", "pixels, MLP", "OWG, fine-tuned",
+                                      "no pre-training (from scratch)"}
+    frozen = results["models"]["OWG, frozen"]
+    assert [r["fraction"] for r in frozen] == [50.0, 100.0] and [r["labels"] for r in frozen] == [15, 30]
+    assert all(r["seeds"] == 2 and r["mae"] > 0 and r["intrinsic_scatter"] > 0 for r in frozen)  # 2 folds x 1 draw
+    assert results["alpha"]["alpha"] in (0.0, 1.0) and set(results["alpha"]["scores"]) == {"0", "1"}
+    pretext = results["pretext"]
+    assert pretext["bands"] == ["u", "g", "r", "i", "z"] and pretext["images"] == 30 * 5
+    assert np.sum(pretext["confusion"]) == 150 and 0 <= pretext["noise_statistics_accuracy"] <= 1
+    cells = json.loads((out / "evaluations" / "frozen" / "cells.json").read_text())["cells"]
+    assert sorted({c["fold"] for c in cells}) == [0, 1]
+    assert {c["metrics"]["n"] for c in cells} == {30}         # each fold's test clusters, the other fold trains
+    text = (out / "results" / "results.md").read_text()
+    assert text == markdown(results) and "| OWG, frozen | MAE |" in text and "2.392" in text
+    assert (out / "results" / "richness.png").stat().st_size > 0
+    stamp = (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns
+    assert run_study(config, out, device="cpu", progress=False)["models"] == results["models"]   # resumed
+    assert (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns == stamp
+
+
+def test_a_study_with_a_recipe_that_is_not_band_prediction_is_refused(tmp_path):
+    from training.owg_study import load_study, study_recipe
+
+    path = tmp_path / "study.yaml"
+    path.write_text("recipe: configs/demo.yaml\n")
+    with pytest.raises(InputError, match="band-prediction pretext"):
+        study_recipe(load_study(path))
+    path.write_text("folds: 1\n")
+    with pytest.raises(InputError, match="folds"):
+        load_study(path)
+
+
+@pytest.mark.parametrize("name", ["owg_study.yaml", "owg_study_gpu.yaml"])
+def test_the_cpu_and_gpu_studies_predict_five_bands_with_one_shared_extractor(name):
+    from training.config import REPO_ROOT
+    from training.owg_study import load_study, study_recipe
+
+    config = load_study(REPO_ROOT / "configs" / name)
+    recipe = study_recipe(config)
+    assert recipe.method == "band_prediction" and recipe.encoder.architecture == "resnet18-bandwise"
+    assert list(recipe.data.bands) == ["u", "g", "r", "i", "z"] and recipe.encoder.in_channels == 5
+    assert recipe.data.pixels == recipe.preprocessing.crop_pixels == config.pixels
+    assert "1" in config.fractions.split(",") and "100" in config.fractions.split(",")
+
+
+def test_a_richness_head_with_the_scatter_loss_trains_from_the_fine_tune_page(study, monkeypatch):
+    from explorer.core.bundle import list_bundles
+    from tests.test_finetune_page import colour_options, no_exception, open_page, wait_for_job
+
+    _, out, _ = study
+    monkeypatch.setenv("EXPLORER_BUNDLES", str(out / "bundles"))
+    app = open_page()
+    chooser = app.selectbox(key="sidebar.bundle")
+    chooser.set_value(next(p for p in list_bundles(out / "bundles") if p.name == "clusters")).run()
+    no_exception(app)
+    assert app.selectbox(key="sidebar.bundle").value.name == "clusters"
+    app.selectbox(key="finetune.column").set_value("richness").run()
+    assert "Band-wise conv head (paper 4)" in app.selectbox(key="finetune.head").options
+    app.selectbox(key="finetune.head").set_value("bandwise").run()
+    app.selectbox(key="finetune.loss").set_value("mse+scatter").run()
+    app.number_input(key="finetune.alpha").set_value(0.5).run()
+    app.button(key="finetune.train").click().run()
+    wait_for_job(app)
+    no_exception(app)
+    assert {"richness_bandwise_pred", "richness_bandwise_residual"} <= set(colour_options(app))
+    meta = head_metadata(out / "bundles" / "clusters", "richness_bandwise")
+    assert meta["config"]["regression_loss"] == "mse+scatter" and meta["config"]["alpha"] == 0.5
+    assert meta["config"]["bands"] == 5
