@@ -26,6 +26,9 @@ def clustered(n=600, dim=32, classes=3, seed=0, spread=1.0):
     return catalog, x
 
 
+BANDS = 4   # the bandwise head reads the 32-d features as 4 bands of 8 (the others ignore it)
+
+
 def shuffled(labels, seed=1):
     return heads.LabelSet(labels.task, labels.rows, np.random.default_rng(seed).permutation(labels.y))
 
@@ -35,12 +38,12 @@ def test_heads_learn_separable_classes_and_are_at_chance_on_shuffled_labels(kind
     catalog, x = clustered(n=600, classes=3)
     labels = heads.label_set(catalog, "kind")
     pool, test = heads.split_labels(labels, 0.25)
-    learned = heads.fit_head(kind, x, labels, pool, device="cpu")
+    learned = heads.fit_head(kind, x, labels, pool, device="cpu", bands=BANDS)
     accuracy = heads.score(labels, test, learned.predict(x[labels.rows[test]]))["accuracy"]
     assert accuracy >= 0.98
 
     noise = shuffled(labels)
-    chance = heads.fit_head(kind, x, noise, pool, device="cpu")
+    chance = heads.fit_head(kind, x, noise, pool, device="cpu", bands=BANDS)
     shuffled_accuracy = heads.score(noise, test, chance.predict(x[noise.rows[test]]))["accuracy"]
     # 3 balanced classes: chance is 1/3; 150 test sources put 2.5 standard deviations at +/- 0.1
     assert abs(shuffled_accuracy - 1 / 3) < 0.1
@@ -52,10 +55,11 @@ def test_regression_heads_follow_a_smooth_target_and_not_a_shuffled_one(kind):
     labels = heads.label_set(catalog, "size", log=True)
     assert labels.task.kind == "regression" and labels.task.target == "log10(size)"
     pool, test = heads.split_labels(labels, 0.25)
-    r2 = heads.score(labels, test, heads.fit_head(kind, x, labels, pool, device="cpu",
+    r2 = heads.score(labels, test, heads.fit_head(kind, x, labels, pool, device="cpu", bands=BANDS,
                                                   loss="mse+scatter").predict(x[labels.rows[test]]))["r2"]
     noise = shuffled(labels)
-    r2_noise = heads.score(noise, test, heads.fit_head(kind, x, noise, pool, device="cpu").predict(x[noise.rows[test]]))["r2"]
+    r2_noise = heads.score(noise, test, heads.fit_head(kind, x, noise, pool, device="cpu", bands=BANDS)
+                           .predict(x[noise.rows[test]]))["r2"]
     assert r2 > 0.6 and r2_noise < 0.1
 
 

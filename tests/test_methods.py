@@ -21,7 +21,11 @@ SMALL["lensiam"] = SMALL["simsiam"]
 # The magnitude pretext regresses catalogue columns; on the radio simulator, two it has (NaN in one is skipped).
 SMALL["magnitudes"] = {"columns": ("log_lum_1p4ghz", "peak_snr"), "scale": 30.0, "hidden": 32}
 RADIO = ("sim:radio?n=16&seed=2", {}, 150)
-DATA = {"lensiam": ("sim:lens?n=16&seed=2&pairs=1", {"pixels": 55, "pixel_scale_arcsec": 0.1}, 55)}  # needs pairs
+DATA = {"lensiam": ("sim:lens?n=16&seed=2&pairs=1", {"pixels": 55, "pixel_scale_arcsec": 0.1}, 55),  # needs pairs
+        "band_prediction": ("sim:clusters?n=16&seed=2", {"pixels": 48, "pixel_scale_arcsec": 0.396}, 48)}  # bands
+# Band prediction needs a band-wise encoder over several bands (3 in the tiny batch, the cluster sky's 5 in a run).
+ENCODERS = {"band_prediction": ("resnet18-bandwise", 3)}
+RUN_CHANNELS = {"band_prediction": 5}
 
 
 def test_normalised_mse_is_two_minus_twice_the_cosine():
@@ -77,7 +81,7 @@ def test_an_unknown_method_is_refused_when_the_config_loads():
 def _model(name):
     cls = method_class(name)
     torch.manual_seed(0)
-    enc, dim = build_encoder("resnet18", 1)
+    enc, dim = build_encoder(*ENCODERS.get(name, ("resnet18", 1)))
     return cls(enc, dim, cls.Config(**SMALL.get(name, {})))
 
 
@@ -91,7 +95,7 @@ def test_every_method_has_a_finite_loss_that_falls_on_a_tiny_batch(name):
     targets = {"log_lum_1p4ghz": torch.linspace(20, 28, 16), "peak_snr": torch.linspace(5, 60, 16)}
     targets["peak_snr"][3] = float("nan")
     batches = [{"views": (augment(images, AugmentConfig(), SIZES, g), augment(images, AugmentConfig(), SIZES, g)),
-                "targets": targets} for _ in range(2)]
+                "targets": targets, "band_labels": torch.arange(16) % 3} for _ in range(2)]
     losses = []
     for step in range(12):
         loss = model(batches[step % 2])
@@ -108,7 +112,10 @@ def test_every_method_has_a_finite_loss_that_falls_on_a_tiny_batch(name):
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_every_method_checkpoint_round_trips_and_its_encoder_embeds(name, tmp_path):
     spec, data, pixels = DATA.get(name, RADIO)
+    architecture, _ = ENCODERS.get(name, ("resnet18", 1))
+    channels = RUN_CHANNELS.get(name, 1)
     recipe = {"name": f"tiny-{name}", "method": name, "seed": 1, name: SMALL.get(name, {}), "data": data,
+              "encoder": {"architecture": architecture, "in_channels": channels},
               "preprocessing": {"crop_pixels": 40, "input_pixels": 16},
               "optim": {"epochs": 1, "batch_size": 8, "base_lr": 0.05, "warmup_epochs": 0}}
     config = config_from_dict(recipe)
@@ -117,11 +124,11 @@ def test_every_method_checkpoint_round_trips_and_its_encoder_embeds(name, tmp_pa
     assert state["config"]["method"] == name and state["config"][name] == dataclasses.asdict(config.options)
     encoder, loaded = encoder_from_checkpoint(state)
     assert loaded == config
-    model = method_class(name)(*build_encoder("resnet18", 1), loaded.options)
+    model = method_class(name)(*build_encoder(architecture, channels), loaded.options)
     model.load_state_dict(state["model"])  # the whole method, not only the encoder
-    images = np.random.default_rng(0).random((4, 1, pixels, pixels)).astype(np.float32)
+    images = np.random.default_rng(0).random((4, channels, pixels, pixels)).astype(np.float32)
     emb = embed(encoder, preprocess(images, loaded.preprocessing), loaded.preprocessing, progress=False)
-    assert emb.shape == (4, 512) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert emb.shape == (4, 512 * channels) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
 
 
 def test_a_checkpoint_from_before_the_platform_still_loads_and_embeds(tmp_path):

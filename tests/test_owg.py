@@ -128,6 +128,7 @@ def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(study):
     text = (out / "results" / "results.md").read_text()
     assert text == markdown(results) and "| OWG, frozen | MAE |" in text and "2.392" in text
     assert (out / "results" / "richness.png").stat().st_size > 0
+    assert results["mean_predictor"]["mae"] > 0 and "mean λ" in text
     stamp = (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns
     assert run_study(config, out, device="cpu", progress=False)["models"] == results["models"]   # resumed
     assert (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns == stamp
