@@ -6,6 +6,8 @@ it answers like the services do where a survey has no data (a blank image). The 
 astroquery/astropy clients are pointed at it through their configured addresses.
 
 - ``stall_seconds``: every answer waits that long first (timeouts).
+- ``hold_downloads_after``: SkyView FITS downloads past that many wait until ``release()`` (a client
+  caught mid-batch, whatever the machine's load).
 - ``hits``: requests per endpoint (cache hits and misses).
 """
 from __future__ import annotations
@@ -52,6 +54,8 @@ class SurveyServer:
         self.files = [MIRABEST / f for f in catalog["file"]]
         self.centres = SkyCoord(catalog["ra"].to_numpy() * u.deg, catalog["dec"].to_numpy() * u.deg)
         self.stall_seconds = stall_seconds
+        self.hold_downloads_after: int | None = None
+        self._released = threading.Event()
         self.hits: Counter = Counter()
         self._served: dict[str, bytes] = {}
         self._tokens = itertools.count()
@@ -81,6 +85,10 @@ class SurveyServer:
         if max(abs(dlon.to_value(u.arcsec)), abs(dlat.to_value(u.arcsec))) > FIRST_HALF_WIDTH_ARCSEC:
             return None
         return gzip.decompress(self.files[i].read_bytes())
+
+    def release(self) -> None:
+        """Let held downloads go (and every later one)."""
+        self._released.set()
 
     def keep(self, data: bytes) -> str:
         with self._lock:
@@ -122,6 +130,8 @@ def _handler_for(server: SurveyServer):
                     self._skyview_query(query)
                 elif url.path.startswith("/skyview/tempspace/fits/"):
                     self._count("skyview-fits")
+                    if server.hold_downloads_after is not None and server.hits["skyview-fits"] > server.hold_downloads_after:
+                        server._released.wait(120)
                     token = url.path.rsplit("/", 1)[-1].removesuffix(".fits")
                     data = server._served.get(token)
                     self._send(200 if data else 404, "application/fits", data or b"gone")

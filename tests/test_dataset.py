@@ -49,6 +49,21 @@ def test_calibrated_scaling_follows_paper_2_with_a_known_zero_point():
     assert per_source[0, 0, 0, 0] == pytest.approx(1e5 * 10 ** (5 - 9) / 0.3025, rel=1e-5)
 
 
+def test_calibrated_asinh_is_the_asinh_of_the_calibrated_flux_with_one_softening_for_every_band():
+    x = np.zeros((1, 2, 16, 16), np.float32)
+    x[0, :, 3, 3] = 1e5                      # 1/0.3025 in band 0 (zp 25), 100/0.3025 in band 1 (zp 20)
+    x[0, :, 4, 4] = -1e2                     # a negative noise pixel stays negative: asinh is odd
+    params = Preprocessing(crop_pixels=16, scaling="calibrated_asinh", zero_points=(25.0, 20.0),
+                           pixel_scale_arcsec=0.55, asinh_softening=0.01)
+    out = preprocess(x, params)
+    assert out[0, 0, 3, 3] == pytest.approx(np.arcsinh(1 / 0.3025 / 0.01), rel=1e-5)
+    assert out[0, 1, 3, 3] == pytest.approx(np.arcsinh(100 / 0.3025 / 0.01), rel=1e-5)
+    assert out[0, 0, 4, 4] == pytest.approx(-np.arcsinh(1e-3 / 0.3025 / 0.01), rel=1e-5)
+    with pytest.raises(InputError, match="calibrated scaling needs 1 zero point"):
+        config_from_dict({"optim": {"epochs": 1}, "preprocessing": {"scaling": "calibrated_asinh",
+                                                                    "pixel_scale_arcsec": 1.8}})
+
+
 def test_calibrated_scaling_without_zero_points_is_refused_when_the_config_loads():
     with pytest.raises(InputError, match="calibrated scaling needs 1 zero point"):
         config_from_dict({"optim": {"epochs": 1}, "preprocessing": {"scaling": "calibrated", "pixel_scale_arcsec": 1.8}})

@@ -104,13 +104,15 @@ def test_interrupted_fetch_resumes_without_fetching_twice(server, tmp_path):
     args = [sys.executable, "-m", "training.fetch", "--catalog", str(tmp_path / "sources.csv"), "--survey",
             "VLA FIRST (1.4 GHz)", "--size", str(SIZE), "--pixels", str(PIXELS), "--out", str(out),
             "--server", server.skyview_url, "--workers", "1"]
-    server.stall_seconds = 0.3
+    server.hold_downloads_after = 3   # the fourth download waits, so the interrupt lands mid-batch
     proc = subprocess.Popen(args, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 60
     while len(list(out.glob("fits/*.fits"))) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    server.release()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted: rerun the same command to resume"
@@ -118,7 +120,6 @@ def test_interrupted_fetch_resumes_without_fetching_twice(server, tmp_path):
     assert 3 <= len(partial) < 11
     assert sorted(partial["file"]) == sorted(f"fits/{p.name}" for p in out.glob("fits/*.fits"))
 
-    server.stall_seconds = 0
     done = subprocess.run(args, cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     _check_cutouts(out, real)

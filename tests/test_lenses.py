@@ -308,7 +308,7 @@ def test_a_lasso_on_one_compare_map_highlights_the_same_lenses_on_the_other(comp
             np.nan_to_num(screen_positions(page, a_key), nan=-1e9)))
         assert 3 < len(inside) < a.n
         page.wait_for_function(f"() => window.__explorerMaps['{b_key}'].data.marks.selection.length === "
-                               f"{len(inside)}", timeout=30_000)
+                               f"{len(inside)}", timeout=60_000)
         highlighted = page.evaluate(f"() => window.__explorerMaps['{b_key}'].data.marks.selection")
         assert sorted(b.catalog["id"].iloc[highlighted]) == sorted(a.catalog["id"].iloc[inside])
         ARTIFACTS = REPO / "test-artifacts"

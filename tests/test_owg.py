@@ -30,6 +30,43 @@ def test_every_image_of_a_band_prediction_batch_carries_the_label_of_its_band():
     np.testing.assert_array_equal(batch["band_labels"].numpy(), np.tile(np.arange(5), 3))
 
 
+def test_dihedral_gives_the_eight_symmetries_of_the_grid_exactly():
+    from training.augment import dihedral
+
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    out = dihedral(image.expand(8, 1, 4, 4), torch.arange(8))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8            # all distinct
+    torch.testing.assert_close(out[0], image[0])
+    torch.testing.assert_close(out[1], image[0].rot90(1, (-2, -1)))
+    torch.testing.assert_close(out[6], image[0].rot90(2, (-2, -1)).flip(-1))
+    assert all(sorted(o.flatten().tolist()) == list(range(16)) for o in out)  # pixels moved, none resampled
+
+
+def test_turned_band_images_keep_their_labels_and_a_share_draws_its_rows_of_the_global_batch():
+    from training.config import config_from_dict
+    from training.views import make_views
+
+    config = config_from_dict({"method": "band_prediction", "band_prediction": {"dihedral": True},
+                               "encoder": {"architecture": "resnet18-bandwise", "in_channels": 5},
+                               "preprocessing": {"scaling": "calibrated", "zero_points": [0.0] * 5,
+                                                 "pixel_scale_arcsec": 1.0, "crop_pixels": 8, "input_pixels": 8},
+                               "optim": {"epochs": 1}})
+    # band b of source s: 10 s + b plus a tilt that shows the orientation
+    tilt = torch.arange(64.0).reshape(8, 8) / 1000
+    images = (10 * torch.arange(4.0)[:, None] + torch.arange(5.0)[None])[..., None, None] + tilt
+    views = make_views("single_bands")
+    whole = views({"images": images.clone()}, config, torch.Generator().manual_seed(3), slice(0, 4), 4)
+    (singles,) = whole["views"]
+    base = views({"images": images.clone()}, config_from_dict({**config.to_dict(), "band_prediction": {}}),
+                 torch.Generator(), slice(0, 4), 4)["views"][0]
+    np.testing.assert_array_equal(whole["band_labels"].numpy(), np.tile(np.arange(5), 4))
+    for turned, plain in zip(singles, base):   # same pixels, maybe moved: the band's value travels with it
+        torch.testing.assert_close(turned.flatten().sort().values, plain.flatten().sort().values)
+    assert (singles != base).any(dim=(1, 2, 3)).sum() >= 10    # most of the 20 are turned (7 in 8 on average)
+    half = views({"images": images[2:].clone()}, config, torch.Generator().manual_seed(3), slice(2, 4), 4)
+    torch.testing.assert_close(half["views"][0], singles[10:])
+
+
 def test_the_band_prediction_loss_is_cross_entropy_over_the_bands():
     from explorer.core.encoder import build_encoder
     from training.methods import method_class
@@ -128,7 +165,8 @@ def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(study):
     text = (out / "results" / "results.md").read_text()
     assert text == markdown(results) and "| OWG, frozen | MAE |" in text and "2.392" in text
     assert (out / "results" / "richness.png").stat().st_size > 0
-    assert results["mean_predictor"]["mae"] > 0 and "mean λ" in text
+    floors = results["constant_predictors"]
+    assert 0 < floors["median"]["mae"] != floors["mean"]["mae"] and "mean λ" in text and "median λ" in text
     stamp = (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns
     assert run_study(config, out, device="cpu", progress=False)["models"] == results["models"]   # resumed
     assert (out / "evaluations" / "finetune" / "cells.json").stat().st_mtime_ns == stamp

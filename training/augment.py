@@ -64,6 +64,15 @@ def random_resized_boxes(n: int, size: int, scale: tuple[float, float], ratio: t
     return torch.stack([x0, y0, x0 + w, y0 + h], 1)
 
 
+def dihedral(images: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Square images [N, C, H, H] turned by 90 deg x (code % 4), then mirrored where code >= 4: the eight
+    symmetries of the pixel grid, exact (no resampling), with ``codes`` [N] in 0-7."""
+    turned = images
+    for quarter in (1, 2, 3):
+        turned = torch.where((codes % 4 == quarter)[:, None, None, None], images.rot90(quarter, (-2, -1)), turned)
+    return torch.where((codes >= 4)[:, None, None, None], turned.flip(-1), turned)
+
+
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Separable Gaussian blur with one sigma per image."""
     b, c, h, w = images.shape

@@ -151,7 +151,7 @@ def open_cutouts(spec: str, *, pixels: int, pixel_scale_arcsec: float, params: P
 def row_zero_points(catalog: pd.DataFrame, bands: list[str], params: Preprocessing) -> np.ndarray | None:
     """Per-source zero points [N, C] from ``zp_<band>`` columns (calibrated scaling, zero points per field)."""
     columns = [f"zp_{b}" for b in bands]
-    if params.scaling != "calibrated" or not set(columns) <= set(catalog.columns):
+    if not params.calibrated or not set(columns) <= set(catalog.columns):
         return None
     return catalog[columns].to_numpy(dtype=np.float64)
 

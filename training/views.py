@@ -14,7 +14,7 @@ import torch
 
 from explorer.core.errors import InputError
 from explorer.core.preprocess import encoder_input
-from training.augment import augment
+from training.augment import augment, dihedral
 
 VIEW_MAKERS: dict[str, Callable] = {}
 
@@ -43,10 +43,19 @@ def single_image(batch: dict, config, rng: torch.Generator, share: slice, total:
 
 @view_maker("single_bands")
 def single_bands(batch: dict, config, rng: torch.Generator, share: slice, total: int) -> dict:
-    """Every band of every image as a one-band image [B * C, 1, H, W], labelled with its band's index (paper 4)."""
+    """Every band of every image as a one-band image [B * C, 1, H, W], labelled with its band's index (paper 4).
+
+    With the method's ``dihedral`` option each one-band image is also turned and mirrored at random (one of the
+    grid's eight symmetries, drawn per image and band): the band does not depend on the sky's orientation, and
+    without it a ResNet memorises a small sky's 5 x N images instead of learning the bands.
+    """
     x = encoder_input(batch["images"], config.preprocessing)
+    singles = x.reshape(-1, 1, *x.shape[-2:])
+    if getattr(config.options, "dihedral", False):
+        codes = torch.randint(0, 8, (total, x.shape[1]), generator=rng, device=x.device)[share]
+        singles = dihedral(singles, codes.reshape(-1))
     bands = torch.arange(x.shape[1], device=x.device).repeat(len(x))
-    return {**batch, "views": (x.reshape(-1, 1, *x.shape[-2:]),), "band_labels": bands}
+    return {**batch, "views": (singles,), "band_labels": bands}
 
 
 @view_maker("simulated_pairs")

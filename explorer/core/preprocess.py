@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: the map pages start fas
     import torch
 
 
-SCALINGS = ("peak", "peak_all_bands", "calibrated", "asinh", "max", "uint8")
+SCALINGS = ("peak", "peak_all_bands", "calibrated", "calibrated_asinh", "asinh", "max", "uint8")
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,17 @@ class Preprocessing:
     """How survey pixels become encoder input; recorded in the manifest and used alike for training,
     embedding and queries. ``low``/``high``/``choices`` are checked when a training config loads.
 
-    Scalings (after NaN -> 0; all but ``calibrated``, ``max`` and ``uint8`` first zero the pixels below the noise
-    floor):
+    Scalings (after NaN -> 0; all but the calibrated ones, ``max`` and ``uint8`` first zero the pixels below the
+    noise floor):
 
     - ``peak`` (paper 1, the default): each band divided by its own peak -> [0, 1];
     - ``peak_all_bands``: every band divided by the image's brightest pixel, so colours survive;
     - ``calibrated`` (paper 2, Eq. 3.2): x * 10^(5 - 0.4 zp) / ps^2 per band, with the bands' zero points
       (``zero_points``, or per source from ``zp_<band>`` catalogue columns) and ``pixel_scale_arcsec``;
       no other normalisation;
+    - ``calibrated_asinh``: ``calibrated``, then asinh(x / a) with a = ``asinh_softening`` in those flux units
+      (Lupton et al. 1999's asinh magnitudes, up to sign and scale): linear in the noise, logarithmic in bright
+      sources, the same curve for every band and source, so noise levels and colours both survive;
     - ``asinh``: ``peak_all_bands``, then asinh(x / a) / asinh(1 / a) with a = ``asinh_softening``;
     - ``max`` (paper 5): each band divided by its maximum, with no noise floor (the noise stays, as in the
       paper's lens images);
@@ -60,11 +63,16 @@ class Preprocessing:
             values["zero_points"] = tuple(values["zero_points"])
         return cls(**values)
 
+    @property
+    def calibrated(self) -> bool:
+        """Scaled by zero points and pixel scale (which need ``zero_points`` and ``pixel_scale_arcsec``)."""
+        return self.scaling in ("calibrated", "calibrated_asinh")
+
     def check(self, channels: int, where: str = "preprocessing") -> None:
         """Settings that depend on the data: calibrated scaling needs a zero point per band and the pixel scale."""
         from explorer.core.errors import InputError
 
-        if self.scaling == "calibrated":
+        if self.calibrated:
             if len(self.zero_points) != channels:
                 raise InputError(f"{where}: calibrated scaling needs {channels} zero point(s) (one per band), "
                                  f"got {len(self.zero_points)}")
@@ -109,10 +117,12 @@ def preprocess(images: np.ndarray, params: Preprocessing, *, margin_for_rotation
     """
     x = as_nchw(images).astype(np.float32, copy=True)
     np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    if params.scaling == "calibrated":
+    if params.calibrated:
         zp = np.asarray(params.zero_points if zero_points is None else zero_points, dtype=np.float64)
         factor = 10 ** (5 - 0.4 * zp) / params.pixel_scale_arcsec ** 2
         x *= np.broadcast_to(factor, (len(x), x.shape[1]))[..., None, None].astype(np.float32)
+        if params.scaling == "calibrated_asinh":
+            x = np.arcsinh(x / params.asinh_softening).astype(np.float32)
     elif params.scaling == "uint8":
         np.clip(x / 255.0, 0.0, 1.0, out=x)
     elif params.scaling == "max":

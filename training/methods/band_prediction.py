@@ -22,6 +22,7 @@ from training.methods import Method, register
 @dataclass
 class BandPredictionConfig:
     hidden: int = limited(512, 1)
+    dihedral: bool = False   # random turns and mirrors of each one-band image (ours; paper 4 states none)
 
 
 @register("band_prediction")
