@@ -7,7 +7,7 @@ astroquery/astropy clients are pointed at it through their configured addresses.
 
 - ``stall_seconds``: every answer waits that long first (timeouts).
 - ``hold_downloads_after``: SkyView FITS downloads past that many wait until ``release()`` (a client
-  caught mid-batch, whatever the machine's load).
+  caught mid-batch, whatever the machine's load); ``holding`` is set while one waits.
 - ``hits``: requests per endpoint (cache hits and misses).
 """
 from __future__ import annotations
@@ -56,6 +56,7 @@ class SurveyServer:
         self.stall_seconds = stall_seconds
         self.hold_downloads_after: int | None = None
         self._released = threading.Event()
+        self.holding = threading.Event()
         self.hits: Counter = Counter()
         self._served: dict[str, bytes] = {}
         self._tokens = itertools.count()
@@ -131,6 +132,7 @@ def _handler_for(server: SurveyServer):
                 elif url.path.startswith("/skyview/tempspace/fits/"):
                     self._count("skyview-fits")
                     if server.hold_downloads_after is not None and server.hits["skyview-fits"] > server.hold_downloads_after:
+                        server.holding.set()
                         server._released.wait(120)
                     token = url.path.rsplit("/", 1)[-1].removesuffix(".fits")
                     data = server._served.get(token)

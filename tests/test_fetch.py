@@ -107,9 +107,11 @@ def test_interrupted_fetch_resumes_without_fetching_twice(server, tmp_path):
     server.hold_downloads_after = 3   # the fourth download waits, so the interrupt lands mid-batch
     proc = subprocess.Popen(args, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.time() + 60
-    while len(list(out.glob("fits/*.fits"))) < 3 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    deadline = time.time() + 120
+    while not server.holding.wait(0.05) and proc.poll() is None and time.time() < deadline:
+        pass
+    assert server.holding.is_set() and proc.poll() is None, (
+        f"no download was held (returncode {proc.poll()}, requests {dict(server.hits)})")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     server.release()

@@ -307,8 +307,15 @@ def test_a_lasso_on_one_compare_map_highlights_the_same_lenses_on_the_other(comp
         inside = np.flatnonzero(Polygon(polygon).contains_points(
             np.nan_to_num(screen_positions(page, a_key), nan=-1e9)))
         assert 3 < len(inside) < a.n
-        page.wait_for_function(f"() => window.__explorerMaps['{b_key}'].data.marks.selection.length === "
-                               f"{len(inside)}", timeout=60_000)
+        try:
+            page.wait_for_function(f"() => window.__explorerMaps['{b_key}'].data.marks.selection.length === "
+                                   f"{len(inside)}", timeout=60_000)
+        except sync_api.TimeoutError:
+            state = page.evaluate(f"() => [window.__explorerMaps['{a_key}'].data.marks.selection.length, "
+                                  f"window.__explorerMaps['{b_key}'].data.marks.selection.length, "
+                                  f"window.__explorerMaps['{a_key}'].lastLasso]")
+            raise AssertionError(f"{len(inside)} sources inside the lasso; the maps ring {state[0]} (left) and "
+                                 f"{state[1]} (right); the left map sent {state[2]}; page errors {errors}") from None
         highlighted = page.evaluate(f"() => window.__explorerMaps['{b_key}'].data.marks.selection")
         assert sorted(b.catalog["id"].iloc[highlighted]) == sorted(a.catalog["id"].iloc[inside])
         ARTIFACTS = REPO / "test-artifacts"
