@@ -80,6 +80,20 @@ def screen_positions(page, key="explore.map") -> np.ndarray:
     return np.asarray([[np.nan if v is None else v for v in xy] for xy in page.evaluate(SCREEN_POSITIONS, key)])
 
 
+def lasso_rows(page, polygon: np.ndarray, key: str = "explore.map", edge_px: float = 2.0) -> tuple[set, set]:
+    """The rows whose map position lies inside a lasso drawn along ``polygon`` (page pixels), and those within
+    ``edge_px`` of its edge: the browser records the mouse path at whole pixels, so those may fall either way."""
+    from matplotlib.path import Path as Polygon
+
+    points = np.nan_to_num(screen_positions(page, key), nan=-1e9)
+    start, end = polygon, np.roll(polygon, -1, axis=0)
+    along = end - start
+    t = np.clip(((points[:, None] - start) * along).sum(-1) / np.maximum((along ** 2).sum(-1), 1e-12), 0, 1)
+    distance = np.linalg.norm(points[:, None] - (start + t[..., None] * along), axis=-1).min(axis=1)
+    inside = np.flatnonzero(Polygon(polygon).contains_points(points))
+    return set(inside.tolist()), set(np.flatnonzero(distance < edge_px).tolist())
+
+
 def click_source(page, x: float, y: float, key: str = "explore.map") -> None:
     """Hover, as a user does (the component clicks the point under the cursor), then click."""
     page.mouse.move(x - 6, y - 6)

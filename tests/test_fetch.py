@@ -105,8 +105,10 @@ def test_interrupted_fetch_resumes_without_fetching_twice(server, tmp_path):
             "VLA FIRST (1.4 GHz)", "--size", str(SIZE), "--pixels", str(PIXELS), "--out", str(out),
             "--server", server.skyview_url, "--workers", "1"]
     server.hold_downloads_after = 3   # the fourth download waits, so the interrupt lands mid-batch
+    # Ctrl-C as a terminal delivers it: a suite started in the background (nohup, CI) hands its children SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt
     proc = subprocess.Popen(args, cwd=REPO, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not server.holding.wait(0.05) and proc.poll() is None and time.time() < deadline:
         pass

@@ -67,8 +67,12 @@ def main_process_first(procs: Processes):
         dist.barrier()
 
 
-def stop(procs: Processes) -> None:
+def stop(procs: Processes, *, finished: bool) -> None:
+    """Tear the process group down; after a finished run, only once every rank is done with it (gloo aborts a
+    rank whose peer leaves first). A failed rank leaves at once: torchrun ends the others."""
     if procs.distributed and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -79,9 +79,12 @@ def train(config: TrainConfig, data_spec: str, run_dir: str | Path, *, device: s
     procs = processes_from_env()
     dev = start(procs, resolve_device(device))
     try:
-        return _train(config, data_spec, Path(run_dir), dev, procs, progress and procs.is_main)
-    finally:
-        stop(procs)
+        checkpoint = _train(config, data_spec, Path(run_dir), dev, procs, progress and procs.is_main)
+    except BaseException:
+        stop(procs, finished=False)
+        raise
+    stop(procs, finished=True)
+    return checkpoint
 
 
 def _train(config: TrainConfig, data_spec: str, run_dir: Path, dev: torch.device, procs, progress: bool) -> Path:
