@@ -131,6 +131,44 @@ def test_the_12_band_sky_is_a_data_spec_with_every_column_described():
         load_data("sim:splus?n=4&seed=5", pixels=48, pixel_scale_arcsec=1.8, progress=False)
 
 
+def test_a_brighter_limit_draws_the_same_counts_laws_and_class_mix_to_r_max():
+    table = splus.draw_sources(3000, np.random.default_rng(0), r_max=18.0)
+    assert table["r_true"].between(splus.R_RANGE[0], 18.0).all() and table["r_true"].max() > 17.9
+    share = table["class"].value_counts(normalize=True)
+    for cls, expected in splus.CLASS_MIX.items():
+        assert share[cls] == pytest.approx(expected, abs=0.03)
+    # Rising counts: more sources in the faintest magnitude than in the brightest.
+    assert (table["r_true"] > 17).sum() > 3 * (table["r_true"] < 15).sum()
+
+
+def test_the_unlabelled_cut_keeps_only_sources_measured_within_the_error_in_every_band():
+    import pandas as pd
+
+    errors = np.full((4, len(BANDS)), 0.01)
+    errors[1, 3] = 0.06                   # one band too uncertain
+    errors[2, 0] = np.nan                 # one band undetected: no magnitude, dropped as paper 2 drops them
+    errors[3, :] = 0.05                   # exactly at the cut: kept
+    catalog = pd.DataFrame(errors, columns=[f"mag_err_{b}" for b in BANDS]).assign(id=["a", "b", "c", "d"])
+    catalog.attrs["bands"] = list(BANDS)
+    images = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((4, len(BANDS), 2, 2), np.float32)
+    kept = splus.well_measured(splus.Sky(images, catalog), 0.05)
+    assert list(kept.catalog["id"]) == ["a", "d"] and kept.images[:, 0, 0, 0].tolist() == [0.0, 3.0]
+    assert kept.catalog.attrs["bands"] == list(BANDS)
+    assert splus.well_measured(splus.Sky(images, catalog), np.inf).catalog is catalog
+
+
+@pytest.mark.parametrize("query, message", [("r_max=25", "r_max must be above 14 and at most 21"),
+                                            ("r_max=bright", "r_max must be a number"),
+                                            ("max_mag_err=0", "max_mag_err must be a positive number"),
+                                            ("n=3&max_mag_err=1e-6", "no source has every magnitude error")])
+def test_bad_unlabelled_cuts_are_clear_messages(query, message):
+    from explorer.core.errors import InputError
+    from training.data import load_data
+
+    with pytest.raises(InputError, match=message):
+        load_data(f"sim:splus?seed=5&{query}", pixels=32, pixel_scale_arcsec=0.55, progress=False)
+
+
 def test_a_tiny_magnitude_pretext_run_learns_the_magnitudes_and_resumes(tmp_path):
     """configs/splus_magnitudes.yaml, shrunk: 12-band calibrated cutouts -> 12 magnitudes; the loss falls."""
     from explorer.core.encoder import build_encoder

@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -185,8 +186,9 @@ def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(tmp_path):
     """configs/splus_study.yaml, shrunk: every input pre-trained, embedded, evaluated frozen and fine-tuned."""
     from training.splus_study import INPUTS, SplusStudyConfig, markdown, run_study
 
-    study = SplusStudyConfig(train_sources=96, test_sources=40, pretext_epochs=1, labels="12,24", frozen_seeds=2,
-                             finetune_labels="24", head_epochs=1, finetune_epochs=1, bin_size=10)
+    study = SplusStudyConfig(train_sources=96, test_sources=40, unlabelled_sources=96, unlabelled_test_sources=40,
+                             pretext_epochs=1, labels="12,24", frozen_seeds=2, finetune_labels="24", head_epochs=1,
+                             finetune_epochs=1, bin_size=10)
     out = tmp_path / "study"
     results = run_study(study, out, device="cpu", progress=False)
     for name in [f"{i} {kind}" for i in INPUTS for kind in ("frozen", "fine-tuned", "random-init frozen")] + \
@@ -196,7 +198,14 @@ def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(tmp_path):
     assert results["models"]["12band frozen"]["labels"] == 24 and results["models"]["12band frozen"]["seeds"] == 2
     assert [r["labels"] for r in results["curves"]["5band frozen"]] == [12, 24]
     assert set(results["pretext"]["5band"]["per_band_mag"]) == {"u", "g", "r", "i", "z"}
-    assert len(results["pretext"]["12band"]["per_band_mag"]) == 12 and results["pretext"]["rgb"]["n"] == 40
+    assert len(results["pretext"]["12band"]["per_band_mag"]) == 12 and results["pretext_labelled_test"]["rgb"]["n"] == 40
+    # The pretext learns and is scored on paper 2's X_u: bright sources measured within 0.05 mag in every band.
+    from training.splus import cached_sky, well_measured
+    unlabelled_test = well_measured(cached_sky(40, study.unlabelled_test_seed, r_max=18.0, progress=False), 0.05)
+    assert 0 < results["pretext"]["rgb"]["n"] == len(unlabelled_test.catalog) < 40
+    unlabelled = well_measured(cached_sky(96, study.unlabelled_seed, r_max=18.0, progress=False), 0.05)
+    epochs = pd.read_csv(out / "runs" / "12band" / "loss.csv").dropna(subset=["images"])
+    assert (epochs["images"] == len(unlabelled.catalog)).all() and len(unlabelled.catalog) < 96
     for bins in [*results["accuracy_by_r"].values(), *results["accuracy_by_fwhm"].values()]:  # sources without
         assert len(bins) in (3, 4) and all(b["n"] == 10 for b in bins)                    # an r are left out
     # The cells' per-source predictions are the accuracy the table reports.

@@ -4,7 +4,9 @@
 layout of ``../shared/data/mirabest``) or a simulation spec (``sim:radio?n=5000&seed=0``, the FIRST-like sky of :mod:`training.simulate`;
 ``sim:lens?n=2000&seed=0&instrument=train&pairs=1``, the strong lenses of :mod:`training.lenses`,
 ``pairs=1`` adding a second rendering of each lens for LenSiam; ``sim:splus?n=5000&seed=0&input=12band``, the
-12-band sky of :mod:`training.splus` at 0.55″ with paper 2's FWHM crop, as 12 bands, ``5band`` or ``rgb``;
+12-band sky of :mod:`training.splus` at 0.55″ with paper 2's FWHM crop, as 12 bands, ``5band`` or ``rgb``
+(``r_max=18`` draws it to a brighter limit and ``max_mag_err=0.05`` keeps the sources measured that well in every
+band: paper 2's unlabelled set);
 ``sim:clusters?n=2000&seed=0``, the u, g, r, i, z galaxy clusters of :mod:`training.clusters`: a square of
 half-side 1 Mpc around each centre on a ``data.pixels`` grid, so each cluster has its own pixel scale), or several
 of them joined by `` + `` (``"../shared/data/mirabest + sim:radio?n=10000&seed=1"``): their sources in
@@ -29,7 +31,8 @@ SPEC_HELP = ("expected a FITS catalogue directory (catalog.csv + FITS files), si
              "or several joined by ' + '")
 SIMULATIONS = {"radio": {"n": 5000, "seed": 0},                                    # training.simulate
                "lens": {"n": 2000, "seed": 0, "instrument": "train", "pairs": 0},  # training.lenses
-               "splus": {"n": 5000, "seed": 0, "input": "12band"},                # training.splus
+               "splus": {"n": 5000, "seed": 0, "input": "12band", "r_max": 21.0,  # training.splus
+                         "max_mag_err": float("inf")},
                "clusters": {"n": 2000, "seed": 0}}                                # training.clusters
 MIX = " + "
 
@@ -62,6 +65,12 @@ def parse_sim_spec(spec: str, simulations: dict = SIMULATIONS) -> dict:
         if isinstance(params[key], str):
             params[key] = value
             continue
+        if isinstance(params[key], float):
+            try:
+                params[key] = float(value)
+            except ValueError:
+                raise InputError(f"{key} must be a number in {spec!r}, got {value!r}") from None
+            continue
         try:
             params[key] = int(value)
         except ValueError:
@@ -75,10 +84,16 @@ def parse_sim_spec(spec: str, simulations: dict = SIMULATIONS) -> dict:
         if params["pairs"] not in (0, 1):
             raise InputError(f"pairs must be 0 or 1 in {spec!r}, got {params['pairs']}")
     if kind == "splus":
-        from training.splus import INPUTS
+        from training.splus import INPUTS, R_RANGE
 
         if params["input"] not in INPUTS:
             raise InputError(f"input must be one of {', '.join(INPUTS)} in {spec!r}, got {params['input']!r}")
+        if not R_RANGE[0] < params["r_max"] <= R_RANGE[1]:
+            raise InputError(f"r_max must be above {R_RANGE[0]:g} and at most {R_RANGE[1]:g} in {spec!r}, "
+                             f"got {params['r_max']:g}")
+        if not params["max_mag_err"] > 0:
+            raise InputError(f"max_mag_err must be a positive number of magnitudes in {spec!r}, "
+                             f"got {params['max_mag_err']:g}")
     if not 0 <= params["seed"] < 2**32:
         raise InputError(f"seed must be within 0 to 2**32 - 1 in {spec!r}")
     if not 1 <= params["n"] <= MAX_SIMULATED:
@@ -153,13 +168,16 @@ def _lenses(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progre
 
 
 def _splus(sim: dict, spec: str, pixels: int, pixel_scale_arcsec: float, progress: bool) -> SourceSet:
-    from training.splus import PIXEL_SCALE_ARCSEC, STAMP_PIXELS, cached_sky, columns, observe
+    from training.splus import PIXEL_SCALE_ARCSEC, STAMP_PIXELS, cached_sky, columns, observe, well_measured
 
     if abs(pixel_scale_arcsec - PIXEL_SCALE_ARCSEC) > 1e-6 or not 8 <= pixels <= STAMP_PIXELS:
         raise InputError(f"{spec} renders {STAMP_PIXELS}-px stamps at {PIXEL_SCALE_ARCSEC}\"/px: data.pixel_scale_arcsec "
                          f"must be {PIXEL_SCALE_ARCSEC} and data.pixels at most {STAMP_PIXELS}, got {pixels} x "
                          f"{pixel_scale_arcsec}")
-    sky = cached_sky(sim["n"], sim["seed"], progress=progress)
+    sky = well_measured(cached_sky(sim["n"], sim["seed"], r_max=sim["r_max"], progress=progress), sim["max_mag_err"])
+    if len(sky.catalog) == 0:
+        raise InputError(f"{spec}: no source has every magnitude error within {sim['max_mag_err']:g} mag; raise "
+                         f"max_mag_err, lower r_max or draw more sources")
     images, bands = observe(sky, sim["input"], pixels)
     catalog = sky.catalog.copy()
     catalog.attrs["bands"] = bands

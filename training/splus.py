@@ -76,13 +76,15 @@ class Sky:
     catalog: pd.DataFrame
 
 
-def _counts(rng, m: int, slope: float) -> np.ndarray:
-    low, high = (10 ** (slope * v) for v in R_RANGE)
+def _counts(rng, m: int, slope: float, r_max: float) -> np.ndarray:
+    low, high = (10 ** (slope * v) for v in (R_RANGE[0], r_max))
     return np.log10(rng.uniform(low, high, m)) / slope
 
 
-def draw_sources(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """The catalogue's truth: class, r, redshift, spectrum parameters, shape and the 12 true magnitudes."""
+def draw_sources(n: int, rng: np.random.Generator, r_max: float = R_RANGE[1]) -> pd.DataFrame:
+    """The catalogue's truth: class, r, redshift, spectrum parameters, shape and the 12 true magnitudes.
+
+    ``r_max`` below 21 draws the same counts laws to a brighter limit (paper 2's bright unlabelled set)."""
     classes = rng.choice(list(CLASS_MIX), size=n, p=list(CLASS_MIX.values()))
     r = np.empty(n)
     z = np.zeros(n)
@@ -91,7 +93,7 @@ def draw_sources(n: int, rng: np.random.Generator) -> pd.DataFrame:
     spectra = np.empty((n, len(seds.WAVELENGTH_GRID)))
     for cls in CLASS_MIX:
         rows = np.flatnonzero(classes == cls)
-        r[rows] = _counts(rng, len(rows), COUNT_SLOPES[cls])
+        r[rows] = _counts(rng, len(rows), COUNT_SLOPES[cls], r_max)
         if cls == "star":
             temperature[rows] = np.exp(rng.uniform(*np.log(STAR_T), len(rows)))
             spectra[rows] = seds.star(temperature[rows])
@@ -240,12 +242,16 @@ def _observe_field(sources: pd.DataFrame, field: pd.Series, seed: int, start: in
     return images, measured
 
 
-def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = True) -> Sky:
-    """``n`` sources: their 12-band stamps and a catalogue of truth, observation and sep measurements."""
+def simulate_sky(n: int, seed: int = 0, *, r_max: float = R_RANGE[1], noise: bool = True,
+                 progress: bool = True) -> Sky:
+    """``n`` sources with r from 14 to ``r_max``: their 12-band stamps and a catalogue of truth, observation and
+    sep measurements."""
     if n < 1:
         raise InputError(f"the number of simulated sources must be at least 1, got {n}")
+    if not R_RANGE[0] < r_max <= R_RANGE[1]:
+        raise InputError(f"r_max must be above {R_RANGE[0]:g} and at most {R_RANGE[1]:g}, got {r_max:g}")
     rng = np.random.default_rng(seed)
-    sources = draw_sources(n, rng)
+    sources = draw_sources(n, rng, r_max)
     fields = draw_fields(-(-n // FIELD_SIZE), rng)
     starts = range(0, n, FIELD_SIZE)
     jobs = [(sources.iloc[a:a + FIELD_SIZE], fields.iloc[k], seed, a, noise) for k, a in enumerate(starts)]
@@ -278,9 +284,11 @@ def simulate_sky(n: int, seed: int = 0, *, noise: bool = True, progress: bool = 
     return Sky(images, catalog)
 
 
-def cached_sky(n: int, seed: int = 0, *, progress: bool = True, root: Path | None = None) -> Sky:
+def cached_sky(n: int, seed: int = 0, *, r_max: float = R_RANGE[1], progress: bool = True,
+               root: Path | None = None) -> Sky:
     """:func:`simulate_sky`, rendered once and then read from ``<root>/splus/`` (default: the explorer's cache)."""
-    folder = Path(root or cache_dir()) / "splus" / f"v{SIMULATOR_VERSION}-n{n}-seed{seed}"
+    limit = "" if r_max == R_RANGE[1] else f"-rmax{r_max:g}"
+    folder = Path(root or cache_dir()) / "splus" / f"v{SIMULATOR_VERSION}-n{n}-seed{seed}{limit}"
     try:
         catalog = pd.read_parquet(folder / "catalog.parquet")
         images = np.load(folder / "stamps.npy", mmap_mode="r", allow_pickle=False)
@@ -291,12 +299,24 @@ def cached_sky(n: int, seed: int = 0, *, progress: bool = True, root: Path | Non
     except (OSError, ValueError) as e:
         if folder.exists() and progress:
             print(f"the simulated sky {folder.name} is damaged ({e}); rendering it again")
-    sky = simulate_sky(n, seed, progress=progress)
+    sky = simulate_sky(n, seed, r_max=r_max, progress=progress)
     with atomic_directory(folder) as tmp:
         np.save(tmp / "stamps.npy", sky.images)
         sky.catalog.to_parquet(tmp / "catalog.parquet", index=False)
         (tmp / "bands.json").write_text(json.dumps(sky.catalog.attrs["bands"]))
     return sky
+
+
+def well_measured(sky: Sky, max_mag_err: float) -> Sky:
+    """The sources measured in every band with a magnitude error of at most ``max_mag_err`` (an undetected band
+    fails), as paper 2 cut its unlabelled set at 0.05 mag. Ids are kept, so a source stays traceable."""
+    if np.isinf(max_mag_err):
+        return sky
+    errors = sky.catalog[[f"mag_err_{b}" for b in BANDS]].to_numpy(np.float64)
+    keep = np.flatnonzero(np.nan_to_num(errors, nan=np.inf).max(axis=1) <= max_mag_err)
+    catalog = sky.catalog.iloc[keep].reset_index(drop=True)
+    catalog.attrs = dict(sky.catalog.attrs)
+    return Sky(np.asarray(sky.images[keep]), catalog)
 
 
 def observe(sky: Sky, inputs: str = "12band", pixels: int = 32) -> tuple[np.ndarray, list[str]]:
