@@ -84,13 +84,11 @@ def parse_sim_spec(spec: str, simulations: dict = SIMULATIONS) -> dict:
         if params["pairs"] not in (0, 1):
             raise InputError(f"pairs must be 0 or 1 in {spec!r}, got {params['pairs']}")
     if kind == "splus":
-        from training.splus import INPUTS, R_RANGE
+        from training.splus import INPUTS, check_r_max
 
         if params["input"] not in INPUTS:
             raise InputError(f"input must be one of {', '.join(INPUTS)} in {spec!r}, got {params['input']!r}")
-        if not R_RANGE[0] < params["r_max"] <= R_RANGE[1]:
-            raise InputError(f"r_max must be above {R_RANGE[0]:g} and at most {R_RANGE[1]:g} in {spec!r}, "
-                             f"got {params['r_max']:g}")
+        check_r_max(params["r_max"], f" in {spec!r}")
         if not params["max_mag_err"] > 0:
             raise InputError(f"max_mag_err must be a positive number of magnitudes in {spec!r}, "
                              f"got {params['max_mag_err']:g}")

@@ -76,6 +76,12 @@ class Sky:
     catalog: pd.DataFrame
 
 
+def check_r_max(r_max: float, where: str = "") -> None:
+    """A brighter limit must lie inside the sky's r range; ``where`` names the spec in the message."""
+    if not R_RANGE[0] < r_max <= R_RANGE[1]:
+        raise InputError(f"r_max must be above {R_RANGE[0]:g} and at most {R_RANGE[1]:g}{where}, got {r_max:g}")
+
+
 def _counts(rng, m: int, slope: float, r_max: float) -> np.ndarray:
     low, high = (10 ** (slope * v) for v in (R_RANGE[0], r_max))
     return np.log10(rng.uniform(low, high, m)) / slope
@@ -248,8 +254,7 @@ def simulate_sky(n: int, seed: int = 0, *, r_max: float = R_RANGE[1], noise: boo
     sep measurements."""
     if n < 1:
         raise InputError(f"the number of simulated sources must be at least 1, got {n}")
-    if not R_RANGE[0] < r_max <= R_RANGE[1]:
-        raise InputError(f"r_max must be above {R_RANGE[0]:g} and at most {R_RANGE[1]:g}, got {r_max:g}")
+    check_r_max(r_max)
     rng = np.random.default_rng(seed)
     sources = draw_sources(n, rng, r_max)
     fields = draw_fields(-(-n // FIELD_SIZE), rng)

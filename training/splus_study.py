@@ -8,8 +8,8 @@ Steps, each resumed when the command is run again: simulate the S-PLUS-like skie
 labelled training sky, an independent test sky of another seed, and paper 2's unlabelled set X_u, bright sources
 measured within 0.05 mag in every band, with its own test split) -> for each input, pre-train the magnitude
 regression on X_u (``training.train``) and embed the labelled training sky (``training.embed``) -> the pretext's
-MAE per band on X_u's test split and on the labelled test sky -> ``training.evaluate`` twice: a frozen head on the embeddings at every label count (beside a random-init
-encoder of the same input and the pixels), and paper 2's fine-tuning (the head alone, then every layer) at
+MAE per band on X_u's test split and on the labelled test sky -> ``training.evaluate`` twice: a frozen head on
+the embeddings at every label count (beside a random-init encoder of the same input and the pixels), and paper 2's fine-tuning (the head alone, then every layer) at
 ``finetune_labels`` (the 12-band run also beside the same network trained from scratch). Both are
 class-weighted and scored on the test sky.
 
@@ -228,7 +228,8 @@ def run_study(study: SplusStudyConfig, out: Path, *, device: str = "auto", progr
     curves |= {f"{i} fine-tuned": finetuned[i]["curves"]["finetune"] for i in INPUTS}
     results = {"config": {**dataclasses.asdict(study), "device": device, "test": tests},
                "test_class_mix": rows[LABEL].value_counts(normalize=True).round(4).to_dict(),
-               "pretext": pretext, "pretext_labelled_test": pretext_labelled, "models": {k: {m: v for m, v in d.items() if m != "predicted"} for k, d in models.items()},
+               "pretext": pretext, "pretext_labelled_test": pretext_labelled,
+               "models": {k: {m: v for m, v in d.items() if m != "predicted"} for k, d in models.items()},
                "curves": curves, "accuracy_by_r": by_r, "accuracy_by_fwhm": by_fwhm, "paper": PAPER}
     folder = out / "results"
     folder.mkdir(parents=True, exist_ok=True)
