@@ -53,7 +53,8 @@ pretrain-gpu: install
 	    --filter "confidence == 'confident' and fr_class != 'hybrid'" --test-fraction 0.143 \
 	    --labels 36,72,145,291,437,583 --seeds 10 --head linear --device cuda --out results/mirabest-gpu-linear
 
-# Rebuilds the map component (explorer/app/frontend) with Node.js; the built dist/map.js is committed, so
-# `make run` and `make test` never need Node.
+# Rebuilds the map component (explorer/app/frontend) and the renderer comparison's pages (benchmarks/renderers)
+# with Node.js; the built bundles are committed, so `make run` and `make test` never need Node.
 frontend:
 	cd explorer/app/frontend && npm ci && npm run build
+	cd benchmarks/renderers && npm ci && npm run build
