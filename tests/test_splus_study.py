@@ -206,6 +206,7 @@ def test_the_study_runs_end_to_end_on_a_tiny_sky_and_resumes(tmp_path):
     unlabelled = well_measured(cached_sky(96, study.unlabelled_seed, r_max=18.0, progress=False), 0.05)
     epochs = pd.read_csv(out / "runs" / "12band" / "loss.csv").dropna(subset=["images"])
     assert (epochs["images"] == len(unlabelled.catalog)).all() and len(unlabelled.catalog) < 96
+    assert "12band random-init frozen" in results["accuracy_by_r"]  # the pretext against random init, by r
     for bins in [*results["accuracy_by_r"].values(), *results["accuracy_by_fwhm"].values()]:  # sources without
         assert len(bins) in (3, 4) and all(b["n"] == 10 for b in bins)                    # an r are left out
     # The cells' per-source predictions are the accuracy the table reports.

@@ -217,7 +217,7 @@ def run_study(study: SplusStudyConfig, out: Path, *, device: str = "auto", progr
         raise InputError(f"the test sky's classes {truth.task.classes} differ from the training sky's")
     rows = test_catalog.iloc[truth.rows]
     by_r, by_fwhm = {}, {}
-    for name in [f"{i} fine-tuned" for i in INPUTS] + ["12band frozen"]:
+    for name in [f"{i} fine-tuned" for i in INPUTS] + ["12band frozen", "12band random-init frozen"]:
         correct = np.asarray(models[name]["predicted"]) == truth.y
         by_r[name] = binned_accuracy(correct, rows["mag_r"].to_numpy(np.float64), study.bin_size)
         size = rows["fwhm_arcsec"].to_numpy(np.float64)
